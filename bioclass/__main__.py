@@ -1,0 +1,5 @@
+"""Allow `python -m bioclass`."""
+
+from bioclass.cli import main
+
+main()

@@ -1,0 +1,5 @@
+"""Audio input: decoding any libsndfile format, channel handling, resampling, length fitting."""
+
+from bioclass.audio.io import AUDIO_EXTENSIONS, AudioError, audio_info, fit_length, read_audio
+
+__all__ = ["AUDIO_EXTENSIONS", "AudioError", "audio_info", "fit_length", "read_audio"]

@@ -1,0 +1,116 @@
+"""Self-describing model checkpoints of plain data (loadable with `weights_only=True`).
+
+A checkpoint holds tensors and JSON-able values only: the weights, the EMA weights, which of the
+two to use for inference, class names, front-end settings, model name, the resolved recipe, the
+bioclass version and a format number. Never pickled objects: users share these files.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bioclass import __version__
+from bioclass.errors import BioclassError
+from bioclass.models import Classifier, FrontendConfig, create_model
+
+FORMAT = 1
+
+
+class CheckpointError(BioclassError):
+    """A checkpoint that cannot be loaded."""
+
+
+def atomic_save(obj: Any, path: str | Path) -> None:
+    """torch.save to a temporary file in the same folder, then rename over `path`.
+
+    A crash mid-write leaves the previous file intact instead of a truncated one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def model_checkpoint(
+    model: Classifier,
+    model_name: str,
+    classes: list[str],
+    frontend: FrontendConfig,
+    recipe: dict[str, Any],
+    ema_state: dict[str, torch.Tensor] | None,
+    use_ema: bool,
+    score_activation: str,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Assemble the plain-data checkpoint dict."""
+    return {
+        "format": FORMAT,
+        "bioclass_version": __version__,
+        "model_name": model_name,
+        "classes": list(classes),
+        "frontend": frontend.to_dict(),
+        "head_dropout": recipe["model"]["dropout"],
+        "block_dropout": recipe["model"]["block_dropout"],
+        "score_activation": score_activation,  # "softmax" (CE) or "sigmoid" (BCE with MixUp)
+        "background_label": recipe["data"]["background_label"],
+        "recipe": recipe,
+        "weights": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "ema_weights": None if ema_state is None else {k: v.cpu() for k, v in ema_state.items()},
+        "use_ema": bool(use_ema),
+        **(extra or {}),
+    }
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint dict safely and check its format."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt or non-checkpoint files
+        raise CheckpointError(
+            f"{path}: not a readable bioclass checkpoint ({type(exc).__name__})"
+        ) from None
+    if not isinstance(ckpt, dict) or "format" not in ckpt:
+        raise CheckpointError(f"{path}: not a bioclass checkpoint")
+    if ckpt["format"] > FORMAT:
+        raise CheckpointError(
+            f"{path}: checkpoint format {ckpt['format']} is newer than this bioclass "
+            f"({__version__}, format {FORMAT}); upgrade bioclass to load it"
+        )
+    return ckpt
+
+
+def load_model(path: str | Path) -> tuple[Classifier, dict[str, Any]]:
+    """The inference model of a checkpoint (EMA weights when those were chosen), in eval mode."""
+    ckpt = read_checkpoint(path)
+    model = build_model(ckpt)
+    weights = (
+        ckpt["ema_weights"] if ckpt.get("use_ema") and ckpt.get("ema_weights") else ckpt["weights"]
+    )
+    model.load_state_dict(weights)
+    model.eval()
+    return model, ckpt
+
+
+def build_model(ckpt: dict[str, Any]) -> Classifier:
+    """An untrained model with the checkpoint's architecture, classes and front end."""
+    return create_model(
+        ckpt["model_name"],
+        n_classes=len(ckpt["classes"]),
+        frontend=FrontendConfig.from_dict(ckpt["frontend"]),
+        head_dropout=ckpt.get("head_dropout", 0.5),
+        block_dropout=ckpt.get("block_dropout", 0.2),
+    )

@@ -1,0 +1,1 @@
+"""Labelled data: label tables, splits, duplicate detection, clip datasets and samplers."""

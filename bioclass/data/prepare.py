@@ -1,0 +1,167 @@
+"""From the recipe's data section to train/validation datasets, with every problem reported."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from bioclass.audio import AudioError, audio_info
+from bioclass.data.clips import ClipDataset, ClipSpec, check_bad_fraction, decode_all
+from bioclass.data.duplicates import find_duplicates
+from bioclass.data.labels import LabelError, labels_from_csv, labels_from_folders, resolve_classes
+from bioclass.data.split import grouped_split
+from bioclass.recipe.schema import Recipe
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PreparedData:
+    """Everything training needs from the data, plus what was found wrong with it."""
+
+    classes: list[str]
+    train: ClipDataset
+    val: ClipDataset
+    split: pd.DataFrame  # file, label, group, split (+ times): the assignment actually used
+    bad: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["file", "error"]))
+    duplicates: list[list[str]] = field(default_factory=list)
+
+
+def read_label_table(recipe: Recipe) -> tuple[pd.DataFrame, str]:
+    """The label table named by the recipe (folder layout or CSV) and a name for messages."""
+    d = recipe.data
+    if d.root:
+        return labels_from_folders(d.root), d.root
+    if d.labels_csv:
+        return labels_from_csv(d.labels_csv, d.audio_root), d.labels_csv
+    raise LabelError(
+        "the recipe names no data: set data.root (folder per class) or data.labels_csv"
+    )
+
+
+def clip_spec(recipe: Recipe) -> ClipSpec:
+    """Decoding settings of the recipe."""
+    a = recipe.audio
+    return ClipSpec(a.sample_rate, a.clip_seconds, a.channel)
+
+
+def assign_splits(table: pd.DataFrame, duplicates: list[list[str]], recipe: Recipe) -> pd.DataFrame:
+    """Add `group` and `split` ('train'/'val'/'test') columns.
+
+    An explicit split column is kept (a missing validation part is carved from 'train');
+    otherwise a grouped, stratified, seeded split is made, with duplicate files forced into one
+    group so identical audio cannot sit on both sides.
+    """
+    table = table.copy()
+    if "group" not in table.columns:
+        table["group"] = table["file"]
+    table["group"] = table["group"].fillna(table["file"]).astype(str)
+    for same in duplicates:
+        members = table["file"].isin(same)
+        table.loc[table["group"].isin(table.loc[members, "group"]), "group"] = same[0]
+    if "split" in table.columns:
+        crossing = [
+            g for g in duplicates if table.loc[table["file"].isin(g), "split"].nunique() > 1
+        ]
+        if crossing:
+            log.warning(
+                "%d set(s) of identical files sit in different splits (leak), e.g. %s",
+                len(crossing),
+                ", ".join(crossing[0]),
+            )
+        if not (table["split"] == "val").any():
+            train = table["split"] == "train"
+            table.loc[train, "split"] = grouped_split(
+                table[train], recipe.data.val_fraction, recipe.seed
+            )
+    else:
+        table["split"] = grouped_split(table, recipe.data.val_fraction, recipe.seed)
+    return table
+
+
+def prepare_data(
+    recipe: Recipe,
+    on_progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> PreparedData:
+    """Read labels, find duplicates, split, and decode (or probe) every clip.
+
+    Args:
+        recipe: the validated recipe.
+        on_progress: called with the number of clips just processed (progress bars).
+        on_total: called once with the number of clips to process.
+    """
+    table, source = read_label_table(recipe)
+    classes = resolve_classes(table, recipe.data.classes, source)
+    duplicates = find_duplicates(table["file"])
+    if duplicates:
+        n_files = sum(len(g) for g in duplicates)
+        log.warning(
+            "%d audio files are byte-identical copies in %d set(s), e.g. %s; kept in one split",
+            n_files,
+            len(duplicates),
+            " = ".join(duplicates[0]),
+        )
+    table = assign_splits(table, duplicates, recipe)
+    used = table[table["split"].isin(["train", "val"])].reset_index(drop=True)
+    for part in ("train", "val"):
+        if not (used["split"] == part).any():
+            raise LabelError(f"{source}: the {part} split is empty")
+    spec = clip_spec(recipe)
+    if on_total is not None:
+        on_total(len(used))
+    if recipe.data.cache:
+        waves, used_ok, bad = decode_all(used, spec, recipe.data.max_bad_fraction, on_progress)
+    else:
+        used_ok, bad = _probe_all(used, recipe.data.max_bad_fraction, on_progress)
+        waves = None
+    train_mask = (used_ok["split"] == "train").to_numpy()
+    missing = [c for c in classes if c not in set(used_ok.loc[train_mask, "label"])]
+    if missing:
+        raise LabelError(f"{source}: class '{missing[0]}' has no readable training clips")
+    no_val = [c for c in classes if c not in set(used_ok.loc[~train_mask, "label"])]
+    if no_val:
+        log.warning(
+            "no validation clips for class(es) %s: their recall is not measured", ", ".join(no_val)
+        )
+
+    def subset(mask) -> ClipDataset:
+        rows = used_ok[mask].reset_index(drop=True)
+        part = None if waves is None else [w for w, m in zip(waves, mask, strict=True) if m]
+        return ClipDataset(rows, classes, spec, part)
+
+    return PreparedData(
+        classes=classes,
+        train=subset(train_mask),
+        val=subset(~train_mask),
+        split=table,
+        bad=bad,
+        duplicates=duplicates,
+    )
+
+
+def _probe_all(
+    table: pd.DataFrame, max_bad_fraction: float, on_progress: Callable[[int], None] | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Header check of every file when clips are not cached (cheap, catches most broken files)."""
+    bad, kept = [], []
+    checked: dict[str, str | None] = {}
+    for i, file in enumerate(table["file"]):
+        if file not in checked:
+            try:
+                audio_info(file)
+                checked[file] = None
+            except AudioError as exc:
+                checked[file] = str(exc)
+        if checked[file] is None:
+            kept.append(i)
+        else:
+            bad.append({"file": file, "error": checked[file]})
+        if on_progress is not None:
+            on_progress(1)
+    bad_table = pd.DataFrame(bad, columns=["file", "error"])
+    check_bad_fraction(len(bad), len(table), max_bad_fraction, bad_table)
+    return table.iloc[kept].reset_index(drop=True), bad_table

@@ -1,0 +1,61 @@
+"""Mini-batch samplers: class-balanced (Kong et al., PANNs) or uniform, resumable at any batch.
+
+Batch `i` is a pure function of `(seed, i)`, so a resumed run sees exactly the batches an
+uninterrupted run would, without storing sampler state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+
+class BatchSampler:
+    """Yields `batch_size` items `(index, crop_seed)` per batch for batches `start..stop-1`."""
+
+    def __init__(
+        self,
+        targets: np.ndarray,
+        batch_size: int,
+        seed: int,
+        balanced: bool,
+        start: int = 0,
+        stop: int = 0,
+    ) -> None:
+        self.targets = np.asarray(targets)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.balanced = balanced
+        self.start, self.stop = start, stop
+        self.by_class = [np.flatnonzero(self.targets == c) for c in np.unique(self.targets)]
+        self.batches_per_epoch = max(1, len(self.targets) // batch_size)
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for i in range(self.start, self.stop):
+            yield self.batch(i)
+
+    def batch(self, i: int) -> list[tuple[int, int]]:
+        """The items of batch number `i`."""
+        rng = np.random.default_rng([self.seed, i])
+        if self.balanced:
+            indices = self._balanced(rng)
+        else:
+            epoch, j = divmod(i, self.batches_per_epoch)
+            perm = np.random.default_rng([self.seed, 1 << 30, epoch]).permutation(len(self.targets))
+            indices = perm[j * self.batch_size : (j + 1) * self.batch_size]
+        crop_seeds = rng.integers(0, 2**31 - 1, size=len(indices))
+        return [(int(k), int(s)) for k, s in zip(indices, crop_seeds, strict=True)]
+
+    def _balanced(self, rng: np.random.Generator) -> np.ndarray:
+        # Equal share per class (the remainder to random classes), items drawn within a class.
+        n_classes = len(self.by_class)
+        per_class = np.full(n_classes, self.batch_size // n_classes)
+        per_class[rng.choice(n_classes, self.batch_size % n_classes, replace=False)] += 1
+        picks = [
+            rng.choice(members, k) for members, k in zip(self.by_class, per_class, strict=True)
+        ]
+        return rng.permutation(np.concatenate(picks))

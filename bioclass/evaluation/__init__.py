@@ -1,0 +1,1 @@
+"""Evaluation: classification metrics and batched inference over labelled clips."""

@@ -1,0 +1,80 @@
+"""`bioclass evaluate`: score a model on labelled clips with the numbers `train` reports."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bioclass.checkpoint import load_model
+from bioclass.data.clips import ClipDataset, ClipSpec, decode_all
+from bioclass.data.labels import (
+    LabelError,
+    check_known_labels,
+    labels_from_csv,
+    labels_from_folders,
+)
+from bioclass.evaluation.metrics import classification_metrics
+from bioclass.evaluation.predict import predict_clips
+from bioclass.training.device import pick_device
+
+log = logging.getLogger(__name__)
+
+
+def read_eval_table(data: str | Path, split: str | None = None) -> pd.DataFrame:
+    """Labelled clips to evaluate on: a folder per class, or a CSV (optionally one split of it)."""
+    data = Path(data)
+    if data.is_dir():
+        table = labels_from_folders(data)
+    elif data.suffix.lower() in (".csv", ".tsv", ".txt") or data.is_file():
+        table = labels_from_csv(data)
+    else:
+        raise LabelError(f"evaluation data not found: {data}")
+    if split is not None:
+        if "split" not in table.columns:
+            raise LabelError(f"{data}: --split {split} given but the CSV has no 'split' column")
+        wanted = {"devel": "val", "dev": "val", "validation": "val"}.get(split, split)
+        table = table[table["split"] == wanted].reset_index(drop=True)
+        if table.empty:
+            raise LabelError(f"{data}: no rows with split '{split}'")
+    return table
+
+
+def evaluate_model(
+    model_path: str | Path,
+    data: str | Path,
+    split: str | None = None,
+    batch_size: int = 64,
+    device: str = "auto",
+) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
+    """Metrics of a checkpoint on labelled clips.
+
+    Clips are prepared exactly as in training's validation (the checkpoint's sample rate, clip
+    length and channel choice; centre crop or zero padding).
+
+    Returns:
+        (metrics, per-clip predictions table, unreadable files table)
+    """
+    model, ckpt = load_model(model_path)
+    classes = ckpt["classes"]
+    table = read_eval_table(data, split)
+    check_known_labels(table, classes, str(data))
+    audio = ckpt["recipe"]["audio"]
+    spec = ClipSpec(audio["sample_rate"], audio["clip_seconds"], audio.get("channel"))
+    waves, table, bad = decode_all(table, spec, max_bad_fraction=0.999)
+    if table.empty:
+        raise LabelError(f"{data}: none of the clips could be read")
+    dev = pick_device(device)
+    model.to(dev)
+    dataset = ClipDataset(table, classes, spec, waves)
+    scores, targets = predict_clips(model, dataset, ckpt["score_activation"], batch_size, dev)
+    metrics = classification_metrics(scores, targets, classes)
+    metrics["model"] = str(model_path)
+    metrics["weights"] = "ema" if ckpt.get("use_ema") else "raw"
+    predictions = table[["file", "label"]].copy()
+    predictions["predicted"] = [classes[i] for i in scores.argmax(axis=1)]
+    for c, name in enumerate(classes):
+        predictions[f"score_{name}"] = scores[:, c]
+    return metrics, predictions, bad

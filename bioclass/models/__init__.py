@@ -1,0 +1,17 @@
+"""Audio classifiers of the PANNs family (Pellegrini, Interspeech 2021) with a built-in log-mel
+front end."""
+
+from __future__ import annotations
+
+from bioclass.models.classifier import Classifier
+from bioclass.models.frontend import FrontendConfig, LogMel
+from bioclass.models.registry import MODEL_NAMES, count_parameters, create_model
+
+__all__ = [
+    "MODEL_NAMES",
+    "Classifier",
+    "FrontendConfig",
+    "LogMel",
+    "count_parameters",
+    "create_model",
+]

@@ -1,0 +1,71 @@
+"""Name -> model builder registry: the one place that maps a recipe's model name to a network."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+
+from torch import nn
+
+from bioclass.errors import BioclassError
+from bioclass.models.classifier import Classifier
+from bioclass.models.cnn import cnn6, cnn10, cnn14
+from bioclass.models.frontend import FrontendConfig
+from bioclass.models.mobilenet import mobilenetv1
+from bioclass.models.resnet import resnet22
+from bioclass.models.wideresnet import wideresnet28_2
+
+# Each builder: (n_classes, frontend, head_dropout, block_dropout) -> Classifier.
+_REGISTRY: dict[str, Callable[..., Classifier]] = {
+    "cnn6": cnn6,
+    "cnn10": cnn10,
+    "cnn14": cnn14,
+    "mobilenetv1": mobilenetv1,
+    "resnet22": resnet22,
+    "wideresnet28_2": wideresnet28_2,
+}
+
+MODEL_NAMES: tuple[str, ...] = tuple(_REGISTRY)
+
+
+def create_model(
+    name: str,
+    n_classes: int,
+    frontend: FrontendConfig | None = None,
+    head_dropout: float = 0.5,
+    block_dropout: float = 0.2,
+) -> Classifier:
+    """Build a freshly initialised classifier by name.
+
+    Args:
+        name: One of :data:`MODEL_NAMES` (case-insensitive).
+        n_classes: Number of output logits; 0 gives a headless encoder.
+        frontend: Log-mel settings; defaults to ``FrontendConfig()``.
+        head_dropout: Dropout in the MLP head.
+        block_dropout: Dropout inside the conv trunk (where the architecture has any).
+
+    Returns:
+        The model, mapping (B, T) waveforms to (B, n_classes) logits.
+
+    Raises:
+        BioclassError: If ``name`` is not a known model.
+    """
+    key = name.strip().lower()
+    builder = _REGISTRY.get(key)
+    if builder is None:
+        hint = difflib.get_close_matches(key, MODEL_NAMES, n=1)
+        did_you_mean = f" (did you mean '{hint[0]}'?)" if hint else ""
+        raise BioclassError(
+            f"unknown model '{name}'{did_you_mean}; choose one of: {', '.join(MODEL_NAMES)}"
+        )
+    return builder(
+        n_classes,
+        frontend if frontend is not None else FrontendConfig(),
+        head_dropout=head_dropout,
+        block_dropout=block_dropout,
+    )
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters of ``model``."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,1 @@
+"""Supervised training: augmentations, EMA, learning-rate schedule and the training loop."""

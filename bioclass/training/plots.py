@@ -1,0 +1,58 @@
+"""Run plots: learning curve and confusion matrix, written as PNG files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: training runs on headless machines
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def plot_learning_curve(history: pd.DataFrame, metric: str, path: Path) -> None:
+    """Training loss and the validation metric (raw and EMA weights) against iterations."""
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
+    raw = history[history["weights"] == "raw"]
+    ax_loss.plot(raw["iteration"], raw["train_loss"], marker="o")
+    ax_loss.set(xlabel="iteration", ylabel="training loss", title="Training loss")
+    for weights, part in history.groupby("weights"):
+        ax_metric.plot(part["iteration"], part[metric], marker="o", label=f"{weights} weights")
+    ax_metric.set(xlabel="iteration", ylabel=metric.upper(), title=f"Validation {metric.upper()}")
+    ax_metric.set_ylim(0, 1.02)
+    ax_metric.legend()
+    for ax in (ax_loss, ax_metric):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_confusion(confusion: np.ndarray, classes: list[str], path: Path, title: str) -> None:
+    """Row-normalised confusion matrix (recall on the diagonal) with counts in each cell."""
+    cm = np.asarray(confusion, dtype=float)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    size = max(4.0, 0.7 * len(classes) + 2)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            colour = "white" if norm[i, j] > 0.5 else "black"
+            ax.text(
+                j,
+                i,
+                f"{norm[i, j]:.2f}\n({int(cm[i, j])})",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color=colour,
+            )
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
