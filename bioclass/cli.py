@@ -149,6 +149,7 @@ def evaluate(
 @_friendly
 def models(classes: int, sample_rate: int) -> None:
     """List the model registry with parameter counts."""
+    from rich.console import Console
     from rich.table import Table
 
     from bioclass.models import MODEL_NAMES, FrontendConfig, count_parameters, create_model
@@ -159,4 +160,4 @@ def models(classes: int, sample_rate: int) -> None:
     for name in MODEL_NAMES:
         model = create_model(name, classes, FrontendConfig(sample_rate=sample_rate))
         table.add_row(name, f"{count_parameters(model) / 1e6:.2f} M")
-    console.print(table)
+    Console().print(table)  # the listing is the command's output: stdout

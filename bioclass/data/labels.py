@@ -31,7 +31,10 @@ class LabelError(BioclassError):
 def find_audio_files(folder: Path) -> list[Path]:
     """All audio files below `folder` (recursive, extensions matched case-insensitively)."""
     return sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
+        p
+        for p in folder.rglob("*")
+        # Hidden files include macOS "._x.wav" resource forks, which are not audio.
+        if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS and not p.name.startswith(".")
     )
 
 
@@ -65,7 +68,9 @@ def labels_from_csv(csv_path: str | Path, audio_root: str | Path | None = None) 
     if not csv_path.is_file():
         raise LabelError(f"labels CSV not found: {csv_path}")
     try:
-        table = pd.read_csv(csv_path, dtype={"file": str, "label": str, "group": str})
+        # Strings throughout (labels like "1" stay labels); times are converted below.
+        table = pd.read_csv(csv_path, dtype=str, skipinitialspace=True, keep_default_na=False,
+                            na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise LabelError(f"{csv_path}: cannot parse CSV ({exc})") from None
     table.columns = [str(c).strip() for c in table.columns]
@@ -94,7 +99,7 @@ def labels_from_csv(csv_path: str | Path, audio_root: str | Path | None = None) 
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise LabelError(f"{csv_path}, row {row}: audio file not found: {file}{more}")
     if "split" in table.columns:
-        splits = table["split"].astype(str).str.strip().str.lower()
+        splits = table["split"].fillna("").astype(str).str.strip().str.lower()
         bad = [(i + 2, s) for i, s in enumerate(splits) if s not in SPLIT_ALIASES]
         if bad:
             raise LabelError(

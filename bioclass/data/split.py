@@ -46,6 +46,7 @@ def grouped_split(
     # Every class must keep at least one training group.
     train_counts = counts.loc[[g for g in counts.index if g not in val_groups]].sum(axis=0)
     for label in counts.columns[train_counts.to_numpy() == 0]:
-        holders = [g for g in val_groups if counts.at[g, label] > 0]
+        # Follow the (sorted) table order: set order would vary between processes.
+        holders = [g for g in counts.index if g in val_groups and counts.at[g, label] > 0]
         val_groups.discard(holders[0])
     return pd.Series(np.where(groups.isin(val_groups), "val", "train"), index=table.index)

@@ -146,6 +146,12 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str | int) for v in value):
             raise RecipeError(f"{source}: {key} must be a list of names, got {value!r}")
         return [str(v) for v in value]
+    if hint is float and isinstance(value, str):
+        # YAML 1.1 reads `1e-3` (no dot) as a string; it is how learning rates are written.
+        try:
+            return float(value)
+        except ValueError:
+            pass
     ok = (
         (hint is bool and isinstance(value, bool))
         or (hint is int and isinstance(value, int) and not isinstance(value, bool))
@@ -154,10 +160,12 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
     )
     if not ok:
         raise RecipeError(
-            f"{source}: {key} must be {'a number' if hint is float else 'a ' + hint.__name__}"
-            f", got {value!r}"
+            f"{source}: {key} must be {_TYPE_NAMES[hint]}, got {value!r}"
         )
     return float(value) if hint is float else value
+
+
+_TYPE_NAMES = {float: "a number", int: "an integer", bool: "true or false", str: "a string"}
 
 
 def _check_values(recipe: Recipe, source: str) -> None:
@@ -194,7 +202,7 @@ def _check_values(recipe: Recipe, source: str) -> None:
         fail("data.classes lists a class twice")
     if t.iterations is not None and t.epochs is not None:
         fail("give either train.iterations or train.epochs, not both")
-    if (t.iterations or 0) < 0 or (t.epochs or 0) < 0:
+    if (t.iterations is not None and t.iterations <= 0) or (t.epochs is not None and t.epochs <= 0):
         fail("train.iterations and train.epochs must be positive")
     if t.lr <= 0:
         fail(f"train.lr must be positive, got {t.lr}")

@@ -66,6 +66,7 @@ class TrainSection:
     epochs: int | None = None
     schedule: str = "constant"  # constant | cosine
     warmup_iterations: int = 0
+    ema: bool = True  # keep and validate an exponential moving average of the weights
     ema_decay: float = 0.995
     ema_start: int = 15000
     eval_every: int = 1000

@@ -28,9 +28,11 @@ from bioclass.evaluation.metrics import classification_metrics
 from bioclass.evaluation.predict import predict_clips
 from bioclass.models import Classifier, FrontendConfig, create_model
 from bioclass.recipe import Recipe, dump_recipe, recipe_from_dict, recipe_to_dict
+from bioclass.recipe.schema import AugmentSection
 from bioclass.training.augment import mixup, spec_augment
 from bioclass.training.device import autocast, autocast_dtype, pick_device
 from bioclass.training.ema import WeightEMA
+from bioclass.training.interrupt import graceful_interrupt
 from bioclass.training.plots import plot_confusion, plot_learning_curve
 from bioclass.training.report import print_metrics
 from bioclass.training.schedule import lr_factor
@@ -149,13 +151,13 @@ def _fit(
         recipe.model.dropout,
         recipe.model.block_dropout,
     ).to(dev)
-    channels_last = dev.type == "cuda"
-    if channels_last:
+    if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
     amp_dtype = autocast_dtype(dev, t.amp)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-    ema = WeightEMA(model, t.ema_decay, t.ema_start)
+    # With EMA off the average never starts: only raw weights are validated and saved.
+    ema = WeightEMA(model, t.ema_decay, t.ema_start if t.ema else n_iterations)
     eval_model = create_model(
         recipe.model.name,
         len(data.classes),
@@ -213,9 +215,9 @@ def _fit(
     iteration = start
     started = time.perf_counter()
     model.train()
-    try:
-        with progress_bar() as progress:
-            task = progress.add_task("training", total=n_iterations, completed=start, info="")
+    with graceful_interrupt() as stop, progress_bar() as progress:
+        task = progress.add_task("training", total=n_iterations, completed=start, info="")
+        try:
             for wave, y in loader:
                 iteration += 1
                 for group in optimizer.param_groups:
@@ -223,32 +225,13 @@ def _fit(
                         iteration - 1, n_iterations, t.warmup_iterations, t.schedule
                     )
                 rng = np.random.default_rng([recipe.seed, 7, iteration])
-                wave, y = wave.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
-                with autocast(dev, amp_dtype):
-                    spec = model.spectrogram(wave)  # (B, T) -> (B, 1, frames, mels)
-                    if g.specaugment:
-                        spec = spec_augment(spec, g, rng)
-                    if g.mixup_alpha > 0:
-                        target = F.one_hot(y, len(data.classes)).float()
-                        spec, target = mixup(spec, target, g.mixup_alpha, rng)
-                    if channels_last:
-                        spec = spec.contiguous(memory_format=torch.channels_last)
-                    logits = model.classify(spec)  # (B, 1, frames, mels) -> (B, C)
-                    if g.mixup_alpha > 0:
-                        loss = F.binary_cross_entropy_with_logits(logits.float(), target)
-                    else:
-                        loss = F.cross_entropy(logits.float(), y)
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
+                loss = _step(model, optimizer, scaler, wave, y, g, rng, dev, amp_dtype)
                 ema.update(model, iteration)
-                if not math.isfinite(loss.item()):
+                if not math.isfinite(loss):
                     raise BioclassError(
-                        f"training diverged at iteration {iteration} (loss {loss.item()}); "
-                        "lower train.lr"
+                        f"training diverged at iteration {iteration} (loss {loss}); lower train.lr"
                     )
-                losses.append(loss.item())
+                losses.append(loss)
                 progress.update(task, advance=1, info=f"loss {np.mean(losses[-50:]):.4f}")
                 if iteration % t.eval_every == 0 or iteration == n_iterations:
                     rows, best = _validate(
@@ -275,16 +258,55 @@ def _fit(
                         f"{r['weights']} {t.metric} {r[t.metric]:.3f}" for r in rows
                     )
                     progress.console.print(f"iteration {iteration}: {summary}")
-    except KeyboardInterrupt:
+                if stop.requested:
+                    break
+        except RuntimeError:
+            if not stop.requested:  # a data-loader worker killed by the same Ctrl-C
+                raise
+    if stop.requested and iteration < n_iterations:
         save_last(iteration)
         raise TrainingInterrupted(
-            f"interrupted at iteration {iteration}; "
+            f"interrupted after iteration {iteration}; "
             f"continue with: bioclass train --resume {run_dir}"
-        ) from None
+        )
 
     frame = pd.DataFrame(history)
     _finish(run_dir, frame, best, data.classes, t.metric)
     return TrainResult(run_dir, best, frame)
+
+
+def _step(
+    model: Classifier,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    wave: torch.Tensor,
+    y: torch.Tensor,
+    g: AugmentSection,
+    rng: np.random.Generator,
+    dev: torch.device,
+    amp_dtype: torch.dtype | None,
+) -> float:
+    """One optimiser step on a batch: log-mel, SpecAugment, MixUp, loss, update. Returns loss."""
+    wave, y = wave.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+    with autocast(dev, amp_dtype):
+        spec = model.spectrogram(wave)  # (B, T) -> (B, 1, frames, mels)
+        if g.specaugment:
+            spec = spec_augment(spec, g, rng)
+        if g.mixup_alpha > 0:
+            target = F.one_hot(y, model.n_classes).float()
+            spec, target = mixup(spec, target, g.mixup_alpha, rng)
+        if dev.type == "cuda":
+            spec = spec.contiguous(memory_format=torch.channels_last)
+        logits = model.classify(spec)  # (B, 1, frames, mels) -> (B, C)
+        if g.mixup_alpha > 0:  # soft targets: binary cross-entropy, as in the paper
+            loss = F.binary_cross_entropy_with_logits(logits.float(), target)
+        else:
+            loss = F.cross_entropy(logits.float(), y)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    return float(loss.detach())
 
 
 def _validate(
