@@ -142,9 +142,24 @@ class Classifier(nn.Module):
         Returns:
             Tensor of shape (B, embed_dim).
         """
-        x = self.pool(self.features(spec))  # (B, 1, frames, n_mels) -> (B, C)
-        x = self.dropout(x)
-        return torch.relu(self.fc1(x))  # (B, C) -> (B, embed_dim)
+        return self.embed_pooled(self.pool(self.features(spec)))  # (B, 1, frames, n_mels) -> (B, D)
+
+    def embed_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Embedding from pooled trunk features (lets a scanner pool windows of one long map).
+
+        Args:
+            pooled: Output of `pool`, shape (B, C).
+
+        Returns:
+            Tensor of shape (B, embed_dim).
+        """
+        return torch.relu(self.fc1(self.dropout(pooled)))  # (B, C) -> (B, embed_dim)
+
+    def logits_pooled(self, pooled: torch.Tensor) -> torch.Tensor:
+        """Logits from pooled trunk features, shape (B, C) -> (B, n_classes)."""
+        if self.fc is None:
+            raise ValueError("headless model (n_classes=0) has no classification layer")
+        return self.fc(self.dropout(self.embed_pooled(pooled)))  # (B, C) -> (B, n_classes)
 
     def classify(self, spec: torch.Tensor) -> torch.Tensor:
         """Logits of a spectrogram.
@@ -158,10 +173,7 @@ class Classifier(nn.Module):
         Raises:
             ValueError: If the model is headless.
         """
-        if self.fc is None:
-            raise ValueError("headless model (n_classes=0) has no classification layer")
-        x = self.dropout(self.embed_spec(spec))  # (B, 1, frames, n_mels) -> (B, embed_dim)
-        return self.fc(x)  # (B, embed_dim) -> (B, n_classes)
+        return self.logits_pooled(self.pool(self.features(spec)))  # (B, 1, F, M) -> (B, n_classes)
 
     def embed(self, wave: torch.Tensor) -> torch.Tensor:
         """Embedding of a waveform.
