@@ -17,6 +17,7 @@ from bioclass.console import console, setup_logging
 from bioclass.errors import BioclassError
 
 DEVICES = click.Choice(["auto", "cpu", "cuda", "mps"], case_sensitive=False)
+FORMATS_CHOICE = ["csv", "raven", "audacity"]
 
 
 def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -30,7 +31,8 @@ def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
             console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             sys.exit(1)
         except KeyboardInterrupt:
-            console.print("[bold red]interrupted[/]")
+            console.print("[bold red]interrupted[/] (finished files are kept: re-run the same "
+                          "command to continue)")
             sys.exit(130)
 
     return wrapper
@@ -161,3 +163,97 @@ def models(classes: int, sample_rate: int) -> None:
         model = create_model(name, classes, FrontendConfig(sample_rate=sample_rate))
         table.add_row(name, f"{count_parameters(model) / 1e6:.2f} M")
     Console().print(table)  # the listing is the command's output: stdout
+
+
+def _channels(value: str) -> str | int:
+    if value in ("mix", "each"):
+        return value
+    if value.isdigit():
+        return int(value)
+    raise click.BadParameter("use mix, each or a channel number (0 = first)")
+
+
+@main.command()
+@click.argument("inputs", nargs=-1, type=str)
+@click.option("--model", "models", multiple=True, required=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Checkpoint from `bioclass train`; repeat for an ensemble (scores averaged).")
+@click.option("--out", default="detections.csv", show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Detections CSV ('-' for stdout); other outputs go beside it.")
+@click.option("--from-list", "list_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Text file of paths to scan, one per line.")
+@click.option("--hop", type=float, help="Seconds between window starts (default: half a window).")
+@click.option("--overlap", type=click.FloatRange(0, 1, max_open=True),
+              help="Window overlap fraction instead of --hop (0.5 = half a window).")
+@click.option("--channels", default="mix", show_default=True,
+              help="mix (mean to mono), each (every channel; adds a channel column) or N.")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Files decoded and scored in parallel.")
+@click.option("--device", type=DEVICES, default="auto", show_default=True)
+@click.option("--mode", type=click.Choice(["fast", "exact"]), default="fast", show_default=True,
+              help="fast: trunk once per block, windows pooled from it; exact: every window alone.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "amp"]), default="fp32",
+              show_default=True, help="bf16 on CPUs that support it; amp = autocast on CUDA.")
+@click.option("--threshold", type=click.FloatRange(0, 1),
+              help="One score threshold for every class (default: the per-class thresholds "
+                   "fitted in training, else 0.5).")
+@click.option("--thresholds", "thresholds_csv", type=click.Path(dir_okay=False, path_type=Path),
+              help="CSV label,threshold overriding the checkpoint's fitted thresholds.")
+@click.option("--keep-background", is_flag=True, help="Also report background windows.")
+@click.option("--no-merge", is_flag=True, help="One row per window instead of merged events.")
+@click.option("--min-gap", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="Merge same-label events separated by at most this many seconds.")
+@click.option("--min-duration", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="Drop events shorter than this many seconds.")
+@click.option("--format", "formats", multiple=True, type=click.Choice(FORMATS_CHOICE),
+              help="Output formats (repeatable): csv (default), raven, audacity.")
+@click.option("--scores", "scores_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write every window's class scores (.parquet or .csv).")
+@click.option("--max-failures", type=click.IntRange(min=1),
+              help="Stop after this many unreadable files.")
+@click.option("--metadata", is_flag=True, help="Add run metadata columns to the CSV.")
+@click.option("--truth", type=click.Path(dir_okay=False, path_type=Path),
+              help="Truth table (start_time,end_time,label[,file]): print event precision/recall.")
+@_friendly
+def scan(inputs: tuple[str, ...], models: tuple[Path, ...], out: Path, list_file: Path | None,
+         hop: float | None, overlap: float | None, channels: str, batch_size: int, workers: int,
+         device: str, mode: str, precision: str, threshold: float | None,
+         thresholds_csv: Path | None,
+         keep_background: bool, no_merge: bool, min_gap: float, min_duration: float,
+         formats: tuple[str, ...], scores_path: Path | None, max_failures: int | None,
+         metadata: bool, truth: Path | None) -> None:
+    """Tag long recordings (files, folders, globs) with species labels."""
+    from bioclass.scan.inputs import collect_inputs
+    from bioclass.scan.report import print_scan_report
+    from bioclass.scan.runner import ScanOptions, load_window_seconds
+    from bioclass.scan.runner import scan as run_scan
+
+    if hop is not None and overlap is not None:
+        raise BioclassError("give --hop or --overlap, not both")
+    if overlap is not None:
+        hop = load_window_seconds(models[0]) * (1 - overlap)
+    files = collect_inputs(inputs, list_file)
+    options = ScanOptions(
+        out=out, hop_seconds=hop, channels=_channels(channels), batch_size=batch_size,
+        workers=workers, device=device, mode=mode, precision=precision, threshold=threshold,
+        thresholds_csv=thresholds_csv, keep_background=keep_background, merge=not no_merge,
+        min_gap_s=min_gap, min_duration_s=min_duration, formats=tuple(formats) or ("csv",),
+        scores_path=scores_path, max_failures=max_failures, metadata=metadata,
+        collect_events=truth is not None,
+    )
+    from bioclass.console import progress_bar
+
+    with progress_bar() as progress:
+        task = progress.add_task("scanning", total=len(files), info="")
+        summary = run_scan(
+            files, list(models), options,
+            on_file=lambda path, seconds: progress.update(task, advance=1, info=path.name),
+        )
+    print_scan_report(summary, options, truth)
+    if summary.stopped_early:
+        raise BioclassError(
+            f"stopped after {summary.n_failed} unreadable files (--max-failures); "
+            "fix or remove them, then re-run to continue"
+        )

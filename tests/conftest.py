@@ -8,6 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from helpers import run_cli, write_recipe
+
+from bioclass.synthetic.dataset import make_clip_dataset
 
 
 def sine(freq: float, seconds: float, sample_rate: int, amplitude: float = 0.5) -> np.ndarray:
@@ -57,3 +60,30 @@ def folder_dataset(tmp_path: Path) -> Callable[..., Path]:
         return root
 
     return _make
+
+
+# --- a tiny synthetic corpus and a model trained on it (shared by train and scan tests) ---
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("synthetic")
+    table = make_clip_dataset(
+        root,
+        np.random.default_rng(0),
+        {"background": 12, "harmonic": 8, "pulses": 8},
+        sample_rate=8000,
+        duration_range=(0.6, 1.4),
+        n_groups=4,
+    )
+    table.to_csv(root / "labels.csv", index=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("run")
+    recipe = write_recipe(folder, dataset / "labels.csv")
+    code, output = run_cli("train", recipe, "--out", folder / "run")
+    assert code == 0, output
+    return folder / "run"

@@ -10,59 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
-from click.testing import CliRunner
+from helpers import run_cli, write_recipe
 
 from bioclass import __version__
 from bioclass.checkpoint import FORMAT
-from bioclass.cli import main
-from bioclass.synthetic.dataset import make_clip_dataset
-
-RECIPE = """\
-seed: 3
-audio: {{sample_rate: 8000, clip_seconds: 1.0, n_fft: 256, hop_length: 160, n_mels: 32,
-        f_max: 4000}}
-data: {{labels_csv: {csv}, val_fraction: 0.3, max_bad_fraction: {max_bad}}}
-model: {{name: cnn6}}
-augment: {{mixup_alpha: 0.3, specaugment: true}}
-train: {{batch_size: 8, iterations: 6, eval_every: 3, ema_start: 3, ema_decay: 0.9}}
-"""
-
-
-@pytest.fixture(scope="session")
-def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("synthetic")
-    table = make_clip_dataset(
-        root, np.random.default_rng(0), {"background": 12, "harmonic": 8, "pulses": 8},
-        sample_rate=8000, duration_range=(0.6, 1.4), n_groups=4,
-    )
-    table.to_csv(root / "labels.csv", index=False)
-    return root
-
-
-def write_recipe(folder: Path, csv: Path, max_bad: float = 0.05) -> Path:
-    path = folder / "recipe.yaml"
-    path.write_text(RECIPE.format(csv=csv, max_bad=max_bad), encoding="utf-8")
-    return path
-
-
-def run_cli(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.output
-
-
-@pytest.fixture(scope="session")
-def trained(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("run")
-    recipe = write_recipe(folder, dataset / "labels.csv")
-    code, output = run_cli("train", recipe, "--out", folder / "run")
-    assert code == 0, output
-    return folder / "run"
 
 
 def test_run_directory_holds_everything(trained: Path) -> None:

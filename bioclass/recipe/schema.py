@@ -56,6 +56,96 @@ class AugmentSection:
 
 
 @dataclass(frozen=True)
+class FadeAugment:
+    """CLAR fade in/out: each end fades over up to `max_fraction` of the clip."""
+
+    prob: float = 0.0
+    max_fraction: float = 0.5
+    shapes: list[str] = field(default_factory=lambda: ["linear", "logarithmic", "exponential"])
+
+
+@dataclass(frozen=True)
+class TimeMaskAugment:
+    """CLAR time masking: one segment of up to `max_fraction` of the clip set to noise or 0."""
+
+    prob: float = 0.0
+    max_fraction: float = 0.125
+    fill: str = "noise"  # noise (Gaussian at the clip's RMS) | zero
+
+
+@dataclass(frozen=True)
+class TimeShiftAugment:
+    """CLAR time shift: roll the samples by up to `max_fraction` of the clip, either way."""
+
+    prob: float = 0.0
+    max_fraction: float = 0.5
+
+
+@dataclass(frozen=True)
+class NoiseAugment:
+    """CLAR noise injection: white, pink or brown noise at an SNR drawn in [min, max] dB."""
+
+    prob: float = 0.0
+    colours: list[str] = field(default_factory=lambda: ["white", "pink", "brown"])
+    min_snr_db: float = 3.0
+    max_snr_db: float = 30.0
+
+
+@dataclass(frozen=True)
+class ScaleAugment:
+    """SoundCLR random scaling: resample by a factor in [1/max_factor, max_factor]."""
+
+    prob: float = 0.0
+    max_factor: float = 1.25
+
+
+@dataclass(frozen=True)
+class TrimSilenceAugment:
+    """SoundCLR: cut leading and trailing stretches quieter than `threshold_db` below the peak."""
+
+    prob: float = 0.0
+    threshold_db: float = 40.0
+    frame_seconds: float = 0.02
+
+
+@dataclass(frozen=True)
+class PitchShiftAugment:
+    """CLAR pitch shift by up to `max_semitones` either way, duration kept."""
+
+    prob: float = 0.0
+    max_semitones: float = 2.0
+
+
+@dataclass(frozen=True)
+class TimeStretchAugment:
+    """CLAR time stretch (phase vocoder, pitch kept) by a rate in [min_rate, max_rate]."""
+
+    prob: float = 0.0
+    min_rate: float = 0.8
+    max_rate: float = 1.25
+
+
+@dataclass(frozen=True)
+class WaveAugmentSection:
+    """Waveform augmentations (CLAR, SoundCLR), drawn per clip in training; all off by default.
+
+    Applied in the order: trim_silence, scale, pitch_shift, time_stretch, then the clip is
+    fitted to its length (at a random offset when `random_pad_crop`), then fade, time_mask,
+    time_shift, noise.
+    """
+
+    trim_silence: TrimSilenceAugment = field(default_factory=TrimSilenceAugment)
+    scale: ScaleAugment = field(default_factory=ScaleAugment)
+    pitch_shift: PitchShiftAugment = field(default_factory=PitchShiftAugment)
+    time_stretch: TimeStretchAugment = field(default_factory=TimeStretchAugment)
+    random_pad_crop: bool = False  # pad/crop at a random offset instead of at the end/centre
+    fade: FadeAugment = field(default_factory=FadeAugment)
+    time_mask: TimeMaskAugment = field(default_factory=TimeMaskAugment)
+    time_shift: TimeShiftAugment = field(default_factory=TimeShiftAugment)
+    noise: NoiseAugment = field(default_factory=NoiseAugment)
+
+
+@dataclass(frozen=True)
 class TrainSection:
     """Optimisation, EMA and validation schedule."""
 
@@ -76,6 +166,114 @@ class TrainSection:
 
 
 @dataclass(frozen=True)
+class LossSection:
+    """The training objective (`bioclass train`).
+
+    `auto` is the Pellegrini recipe: categorical cross-entropy, or binary cross-entropy when MixUp
+    is on. The hybrids add an auxiliary term weighted by `alpha`:
+    loss = alpha * auxiliary + (1 - alpha) * cross-entropy.
+    """
+
+    name: str = "auto"  # auto | ce | bce | supcon_hybrid | supcon_two_stage | ce_angular | clar
+    alpha: float = 0.5  # weight of the contrastive / angular term (SoundCLR and ACL: 0.5)
+    temperature: float = 0.1  # SupCon / NT-Xent temperature
+    projection_dim: int = 64  # SoundCLR: linear projection to 64-d for SupCon
+    margin: float = 0.5  # angular margin (radians) for ce_angular
+    supcon_fraction: float = 0.5  # supcon_two_stage: share of iterations spent on SupCon
+
+
+@dataclass(frozen=True)
+class ResizedCropView:
+    """Random resized crop of a log-mel patch: crop [min_scale, 1] of each axis, resize back."""
+
+    prob: float = 1.0
+    min_scale: float = 0.8
+
+
+@dataclass(frozen=True)
+class CompressionView:
+    """Shrink the patch's dynamic range: x -> mean + r * (x - mean), r in [min_ratio, 1]."""
+
+    prob: float = 0.5
+    min_ratio: float = 0.6
+
+
+@dataclass(frozen=True)
+class GaussianNoiseView:
+    """Add Gaussian noise with a standard deviation in [0, max_std] (normalised log-mel units)."""
+
+    prob: float = 0.5
+    max_std: float = 0.3
+
+
+@dataclass(frozen=True)
+class MaskView:
+    """SpecAugment on one patch: 0..n stripes in time and frequency, widths up to the maxima."""
+
+    prob: float = 0.0
+    time_stripes: int = 2
+    time_width: int = 10
+    freq_stripes: int = 2
+    freq_width: int = 8
+
+
+@dataclass(frozen=True)
+class ShiftView:
+    """Shift the patch by up to `max_time_frames` / `max_freq_bins` (vacated cells = 0)."""
+
+    prob: float = 0.0
+    max_time_frames: int = 10
+    max_freq_bins: int = 4
+
+
+@dataclass(frozen=True)
+class BlurView:
+    """Gaussian blur of the patch with sigma in [min_sigma, max_sigma] cells."""
+
+    prob: float = 0.0
+    min_sigma: float = 0.1
+    max_sigma: float = 1.5
+
+
+@dataclass(frozen=True)
+class ViewAugmentSection:
+    """Per-patch augmentations of Fonseca et al. (2021), applied in this order.
+
+    The paper's best policy is RRC + compression + Gaussian noise (on by default).
+    """
+
+    resized_crop: ResizedCropView = field(default_factory=ResizedCropView)
+    compression: CompressionView = field(default_factory=CompressionView)
+    noise: GaussianNoiseView = field(default_factory=GaussianNoiseView)
+    mask: MaskView = field(default_factory=MaskView)
+    shift: ShiftView = field(default_factory=ShiftView)
+    blur: BlurView = field(default_factory=BlurView)
+
+
+@dataclass(frozen=True)
+class PretrainSection:
+    """Self-supervised contrastive pretraining (`bioclass pretrain`).
+
+    Optimisation settings (batch size, lr, iterations/epochs, schedule, eval_every) come from the
+    train section; an epoch is as many pairs as the archive holds non-overlapping patch pairs.
+    """
+
+    archives: list[str] = field(default_factory=list)  # folders/files of unlabelled audio
+    patch_seconds: float = 1.0  # Fonseca et al.: 101 frames of 10 ms
+    sampling: str = "random"  # random | non_overlapping | same
+    mixback_alpha: float = 0.05  # background energy <= alpha x foreground's; 0 = off
+    loss: str = "ntxent"  # ntxent | acl
+    temperature: float = 0.2
+    acl_alpha: float = 0.3  # ACL = a * NT-Xent(z) + (1 - a) * angular margin(h)
+    margin: float = 0.5  # angular margin (radians)
+    projection_dim: int = 128
+    projection_hidden: int | None = None  # None: the encoder's embedding width
+    knn_k: int = 200
+    probe_epochs: int = 100  # linear probe training epochs at each monitoring
+    views: ViewAugmentSection = field(default_factory=ViewAugmentSection)
+
+
+@dataclass(frozen=True)
 class Recipe:
     """A whole training recipe."""
 
@@ -85,6 +283,9 @@ class Recipe:
     model: ModelSection = field(default_factory=ModelSection)
     augment: AugmentSection = field(default_factory=AugmentSection)
     train: TrainSection = field(default_factory=TrainSection)
+    loss: LossSection = field(default_factory=LossSection)
+    wave_augment: WaveAugmentSection = field(default_factory=WaveAugmentSection)
+    pretrain: PretrainSection = field(default_factory=PretrainSection)
 
 
 METRICS = ("uar", "map", "accuracy")

@@ -19,7 +19,13 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from bioclass.checkpoint import CheckpointError, atomic_save, model_checkpoint, read_checkpoint
+from bioclass.checkpoint import (
+    CheckpointError,
+    atomic_save,
+    load_model,
+    model_checkpoint,
+    read_checkpoint,
+)
 from bioclass.console import console, progress_bar
 from bioclass.data.prepare import PreparedData, prepare_data
 from bioclass.data.sampler import BatchSampler
@@ -29,6 +35,7 @@ from bioclass.evaluation.predict import predict_clips
 from bioclass.models import Classifier, FrontendConfig, create_model
 from bioclass.recipe import Recipe, dump_recipe, recipe_from_dict, recipe_to_dict
 from bioclass.recipe.schema import AugmentSection
+from bioclass.scan.thresholds import fit_thresholds
 from bioclass.training.augment import mixup, spec_augment
 from bioclass.training.device import autocast, autocast_dtype, pick_device
 from bioclass.training.ema import WeightEMA
@@ -272,7 +279,27 @@ def _fit(
 
     frame = pd.DataFrame(history)
     _finish(run_dir, frame, best, data.classes, t.metric)
+    _store_thresholds(run_dir / BEST, data, recipe, dev)
     return TrainResult(run_dir, best, frame)
+
+
+def _store_thresholds(path: Path, data: PreparedData, recipe: Recipe, dev: torch.device) -> None:
+    """Fit per-class detection thresholds of the best model on validation clips; store them.
+
+    `bioclass scan` uses them unless the user overrides them (--thresholds).
+    """
+    model, ckpt = load_model(path)
+    scores, targets = predict_clips(
+        model.to(dev), data.val, ckpt["score_activation"], recipe.train.batch_size * 2, dev
+    )
+    ckpt["thresholds"] = fit_thresholds(
+        scores, targets, data.classes, recipe.data.background_label
+    )
+    ckpt["thresholds_method"] = (
+        "per class, the score threshold maximising F1 of that class against all others on the "
+        f"{len(data.val)} validation clips of the best model"
+    )
+    atomic_save(ckpt, path)
 
 
 def _step(

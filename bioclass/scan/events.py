@@ -1,0 +1,144 @@
+"""From window scores to labelled windows and merged events.
+
+A window takes its top class when that class's score reaches the class's threshold; the
+background class labels nothing unless background is kept. Windows of one label whose
+intervals overlap, touch, or lie within `min_gap_s` of each other form one event.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+EVENT_COLUMNS = ["file", "channel", "start_time", "end_time", "label", "score", "mean_score",
+                 "n_windows"]
+SCORE_KEY_COLUMNS = ["file", "channel", "start_time", "end_time"]
+
+
+def window_labels(
+    scores: np.ndarray,
+    thresholds: np.ndarray,
+    classes: list[str],
+    background_label: str,
+    keep_background: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Label of each window (None for no detection) and the score of that label.
+
+    Args:
+        scores: (n, C) window scores.
+        thresholds: (C,) per-class thresholds.
+        classes: C class names.
+        background_label: the class that means "no species".
+        keep_background: also label background windows.
+
+    Returns:
+        labels (n,) object array of str or None, and (n,) scores of the top class.
+    """
+    if len(scores) == 0:
+        return np.array([], dtype=object), np.zeros(0)
+    top = scores.argmax(axis=1)
+    top_score = scores[np.arange(len(scores)), top]
+    passes = top_score >= thresholds[top]
+    names = np.asarray(classes, dtype=object)
+    labels = np.where(passes, names[top], None).astype(object)
+    if not keep_background and background_label in classes:
+        labels[top == classes.index(background_label)] = None
+    return labels, top_score
+
+
+def window_rows(
+    file: str,
+    channel: int | None,
+    starts_s: np.ndarray,
+    ends_s: np.ndarray,
+    labels: np.ndarray,
+    scores: np.ndarray,
+) -> pd.DataFrame:
+    """One row per labelled window (`--no-merge`), in the event table's columns."""
+    keep = np.array([label is not None for label in labels], dtype=bool)
+    n = int(keep.sum())
+    return pd.DataFrame({
+        "file": [file] * n,
+        "channel": [channel] * n,
+        "start_time": starts_s[keep],
+        "end_time": ends_s[keep],
+        "label": labels[keep].astype(str) if n else np.array([], dtype=str),
+        "score": scores[keep],
+        "mean_score": scores[keep],
+        "n_windows": np.ones(n, dtype=np.int64),
+    }, columns=EVENT_COLUMNS)
+
+
+def merge_events(
+    file: str,
+    channel: int | None,
+    starts_s: np.ndarray,
+    ends_s: np.ndarray,
+    labels: np.ndarray,
+    scores: np.ndarray,
+    min_gap_s: float = 0.0,
+    min_duration_s: float = 0.0,
+) -> pd.DataFrame:
+    """Merge labelled windows into events, per label.
+
+    Windows of the same label merge while the next one starts no later than `min_gap_s` after
+    the current event ends (overlapping and touching windows always merge). Each event keeps its
+    maximum score (`score`), mean window score and window count; events shorter than
+    `min_duration_s` are dropped. Rows are sorted by start time, then label.
+    """
+    rows = []
+    present = sorted({label for label in labels if label is not None})
+    for label in present:
+        idx = np.flatnonzero(np.array([x == label for x in labels], dtype=bool))
+        idx = idx[np.argsort(starts_s[idx], kind="mergesort")]
+        group = [idx[0]]
+        end = ends_s[idx[0]]
+        for i in idx[1:]:
+            if starts_s[i] - end <= min_gap_s + 1e-9:
+                group.append(i)
+                end = max(end, ends_s[i])
+            else:
+                rows.append(_event(file, channel, label, group, starts_s, ends_s, scores))
+                group, end = [i], ends_s[i]
+        rows.append(_event(file, channel, label, group, starts_s, ends_s, scores))
+    frame = pd.DataFrame(rows, columns=EVENT_COLUMNS)
+    if min_duration_s > 0 and len(frame):
+        frame = frame[frame["end_time"] - frame["start_time"] >= min_duration_s - 1e-9]
+    return frame.sort_values(["start_time", "label"], kind="mergesort").reset_index(drop=True)
+
+
+def _event(
+    file: str, channel: int | None, label: str, group: list[int], starts_s: np.ndarray,
+    ends_s: np.ndarray, scores: np.ndarray,
+) -> dict:
+    members = np.asarray(group)
+    return {
+        "file": file,
+        "channel": channel,
+        "start_time": float(starts_s[members].min()),
+        "end_time": float(ends_s[members].max()),
+        "label": label,
+        "score": float(scores[members].max()),
+        "mean_score": float(scores[members].mean()),
+        "n_windows": int(len(members)),
+    }
+
+
+def score_matrix(
+    file: str,
+    channel: int | None,
+    starts_s: np.ndarray,
+    ends_s: np.ndarray,
+    scores: np.ndarray,
+    classes: list[str],
+) -> pd.DataFrame:
+    """Dense per-window scores: file, channel, start_time, end_time, one column per class."""
+    frame = pd.DataFrame({
+        "file": [file] * len(starts_s),
+        "channel": pd.array([channel] * len(starts_s), dtype="Int64"),
+        "start_time": starts_s,
+        "end_time": ends_s,
+    })
+    for c, name in enumerate(classes):
+        frame[name] = scores[:, c].astype(np.float32)
+    return frame

@@ -1,0 +1,263 @@
+"""Per-window class scores of one recording, in two modes.
+
+exact: every window goes through the whole model on its own (zero-padded like a training clip),
+    exactly what `bioclass evaluate` computes for a clip of that audio.
+fast: the convolutional trunk runs once over a block of many windows and each window's features
+    are pooled from that shared feature map. The trunk is translation-equivariant, so overlapping
+    windows cost almost nothing extra. Two approximations, both documented in the README: a
+    window's start is rounded to the trunk's feature grid (hop_length x time_stride samples,
+    0.32 s for CNN10 at 16 kHz), and a window's edge frames see the neighbouring audio instead
+    of the zero padding an isolated clip gets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bioclass.audio import AudioError
+from bioclass.errors import BioclassError
+from bioclass.evaluation.predict import activate
+from bioclass.models import Classifier
+from bioclass.scan.stream import RecordingReader, WindowPlan, prefetch
+
+# Input frames of real audio kept on each side of a fast-mode block, so windows at block edges
+# see the same context as windows in the middle (about the trunk's receptive-field half-width).
+CONTEXT_FRAMES = 48
+
+
+@dataclass
+class StreamScores:
+    """Window scores of one stream (a channel, or the mono mix) of one recording."""
+
+    channel: int | None
+    starts_s: np.ndarray  # (n,) seconds
+    ends_s: np.ndarray  # (n,) seconds, clipped to the recording's end
+    scores: np.ndarray  # (n, C) float32
+    duration_s: float
+
+
+@dataclass
+class FileScores:
+    """Everything scanning one file produced."""
+
+    streams: list[StreamScores]
+    note: str | None = None  # e.g. truncated: decoding stopped before the announced length
+
+
+def inference_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """Autocast for the chosen precision: fp32 (none), bf16 (CPU or CUDA), amp (CUDA fp16/bf16)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    if precision == "amp":
+        if device.type != "cuda":
+            raise BioclassError("--precision amp needs a CUDA device; use bf16 on a CPU")
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast(device_type="cuda", dtype=dtype)
+    raise BioclassError(f"unknown precision '{precision}' (use fp32, bf16 or amp)")
+
+
+def _window_batches(
+    reader: RecordingReader, plan: WindowPlan, per_batch: int
+) -> Iterator[tuple[int, int]]:
+    """(first window, number of windows) in batches, discovering the length as it streams."""
+    k0 = 0
+    while True:
+        last_needed = (k0 + per_batch - 1) * plan.hop_samples + plan.window_samples
+        reader.available_until(last_needed)
+        n = per_batch
+        if reader.finished:
+            total = plan.n_windows(reader.n_samples or 0)
+            n = min(per_batch, total - k0)
+        if n <= 0:
+            return
+        yield k0, n
+        k0 += n
+
+
+def _exact_batches(
+    reader: RecordingReader, plan: WindowPlan, batch_size: int
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(first window, audio (streams, K, window)) batches for exact mode."""
+    per_batch = max(1, batch_size // len(reader.streams))
+    for k0, n in _window_batches(reader, plan, per_batch):
+        start = k0 * plan.hop_samples
+        stop = (k0 + n - 1) * plan.hop_samples + plan.window_samples
+        audio = reader.read(start, stop)  # (streams, span)
+        offsets = np.arange(n) * plan.hop_samples
+        index = offsets[:, None] + np.arange(plan.window_samples)  # (K, window)
+        yield k0, audio[:, index]  # (streams, K, window)
+
+
+@dataclass(frozen=True)
+class FeatureGrid:
+    """How window starts map onto a model's trunk feature frames (fast mode)."""
+
+    samples_per_feature: int  # hop_length * time_stride
+    window_features: int  # feature frames pooled per window
+    context_features: int  # feature frames of context on each side of a block
+
+    @classmethod
+    def of(cls, model: Classifier, plan: WindowPlan) -> FeatureGrid:
+        hop_length = model.frontend.config.hop_length
+        frames = plan.window_samples // hop_length + 1
+        return cls(
+            samples_per_feature=hop_length * model.time_stride,
+            window_features=max(1, frames // model.time_stride),
+            context_features=math.ceil(CONTEXT_FRAMES / model.time_stride),
+        )
+
+    def feature_starts(self, k0: int, n: int, plan: WindowPlan) -> np.ndarray:
+        """(n,) nearest feature frame of each window's start."""
+        starts = (k0 + np.arange(n)) * plan.hop_samples
+        return np.rint(starts / self.samples_per_feature).astype(np.int64)
+
+
+def _fast_blocks(
+    reader: RecordingReader, plan: WindowPlan, grid: FeatureGrid, windows_per_block: int
+) -> Iterator[tuple[int, int, int, np.ndarray]]:
+    """(first window, n windows, first feature frame, audio (streams, span)) per block."""
+    for k0, n in _window_batches(reader, plan, windows_per_block):
+        feats = grid.feature_starts(k0, n, plan)
+        first = max(0, int(feats[0]) - grid.context_features)
+        last = int(feats[-1]) + grid.window_features + grid.context_features
+        audio = reader.read(first * grid.samples_per_feature, last * grid.samples_per_feature)
+        yield k0, n, first, audio
+
+
+@torch.no_grad()
+def _scores_exact(
+    models: list[Classifier], audio: np.ndarray, activation: str, device: torch.device,
+    precision: str,
+) -> np.ndarray:
+    """(streams, K, window) audio -> (streams, K, C) ensemble-mean scores."""
+    n_streams, n, _ = audio.shape
+    wave = torch.from_numpy(audio.reshape(n_streams * n, -1)).to(device)  # (S*K, window)
+    total = None
+    for model in models:
+        with inference_context(device, precision):
+            spec = model.spectrogram(wave)  # (S*K, window) -> (S*K, 1, frames, mels)
+            if device.type == "cuda":
+                spec = spec.contiguous(memory_format=torch.channels_last)
+            logits = model.classify(spec)  # (S*K, 1, frames, mels) -> (S*K, C)
+        scores = activate(logits.float(), activation)
+        total = scores if total is None else total + scores
+    return (total / len(models)).cpu().numpy().reshape(n_streams, n, -1)
+
+
+@torch.no_grad()
+def _scores_fast(
+    models: list[Classifier], grids: list[FeatureGrid], audio: np.ndarray,
+    local_starts: np.ndarray, activation: str, device: torch.device, precision: str,
+) -> np.ndarray:
+    """Block audio (streams, span) -> (streams, K, C) scores pooled from one trunk pass each.
+
+    Args:
+        local_starts: (K,) window starts in samples from the block's first sample.
+    """
+    wave = torch.from_numpy(np.ascontiguousarray(audio)).to(device)  # (S, span)
+    total = None
+    for model, grid in zip(models, grids, strict=True):
+        n_feat = audio.shape[1] // grid.samples_per_feature
+        starts = np.rint(local_starts / grid.samples_per_feature).astype(np.int64)  # (K,)
+        with inference_context(device, precision):
+            spec = model.spectrogram(wave)  # (S, span) -> (S, 1, frames, mels)
+            spec = spec[:, :, : n_feat * model.time_stride]  # whole feature frames only
+            if device.type == "cuda":
+                spec = spec.contiguous(memory_format=torch.channels_last)
+            feat = model.features(spec)  # (S, 1, F, M) -> (S, C, F', M')
+            over_time = feat.mean(dim=3)  # (S, C, F', M') -> (S, C, F')
+            index = torch.from_numpy(starts).to(device)[:, None] + torch.arange(
+                grid.window_features, device=device
+            )  # (K, n_g)
+            index = index.clamp_(max=over_time.shape[2] - 1)
+            windows = over_time[:, :, index]  # (S, C, F') -> (S, C, K, n_g)
+            # The same mean + max time pooling as Classifier.pool, per window.
+            pooled = windows.mean(dim=3) + windows.amax(dim=3)  # (S, C, K)
+            n_streams, channels, n = pooled.shape
+            pooled = pooled.permute(0, 2, 1).reshape(n_streams * n, channels)  # (S*K, C)
+            logits = model.logits_pooled(pooled)  # (S*K, C) -> (S*K, n_classes)
+        scores = activate(logits.float(), activation)
+        total = scores if total is None else total + scores
+    return (total / len(models)).cpu().numpy().reshape(n_streams, n, -1)
+
+
+def score_file(
+    path: Path,
+    models: list[Classifier],
+    activation: str,
+    plan: WindowPlan,
+    channels: str | int = "mix",
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    mode: str = "fast",
+    precision: str = "fp32",
+) -> FileScores:
+    """Window scores of every stream of one recording (an ensemble's scores are averaged).
+
+    Args:
+        path: any file libsndfile decodes.
+        models: classifiers in eval mode on `device`, all trained on `plan.sample_rate`.
+        activation: 'softmax' or 'sigmoid', as the models were trained.
+        plan: window length and hop.
+        channels: 'mix', 'each' or a channel index.
+        batch_size: windows per forward pass (exact) or per trunk block (fast).
+        device: torch device of the models.
+        mode: 'fast' or 'exact' (see the module docstring).
+        precision: 'fp32', 'bf16' or 'amp'.
+
+    Raises:
+        AudioError: the file cannot be decoded at all.
+    """
+    device = torch.device(device)
+    if mode not in ("fast", "exact"):
+        raise BioclassError(f"unknown scan mode '{mode}' (use fast or exact)")
+    with RecordingReader(path, plan.sample_rate, channels) as reader:
+        # A recording of one window or less is scored exactly: it is exactly a training clip.
+        reader.available_until(plan.window_samples + 1)
+        single = reader.finished and (reader.n_samples or 0) <= plan.window_samples
+        chunks: list[np.ndarray] = []
+        if mode == "exact" or single:
+            for _, audio in prefetch(_exact_batches(reader, plan, batch_size)):
+                chunks.append(_scores_exact(models, audio, activation, device, precision))
+        else:
+            grids = [FeatureGrid.of(m, plan) for m in models]
+            # Blocks are cut on the coarsest grid; each model rounds to its own grid within.
+            grid = max(grids, key=lambda g: g.samples_per_feature)
+            for k0, n, first, audio in prefetch(_fast_blocks(reader, plan, grid, batch_size)):
+                local = (k0 + np.arange(n)) * plan.hop_samples - first * grid.samples_per_feature
+                chunks.append(_scores_fast(models, grids, audio, local, activation, device,
+                                           precision))
+        n_samples = reader.n_samples or 0
+        if n_samples == 0:
+            reason = f" ({reader.decode_error})" if reader.decode_error else ""
+            raise AudioError(f"{path}: no audio samples could be decoded{reason}")
+        note = _damage_note(reader)
+    scores = np.concatenate(chunks, axis=1).astype(np.float32)  # (streams, n, C)
+    starts_s, ends_s = plan.times(n_samples)
+    duration = n_samples / plan.sample_rate
+    return FileScores(
+        streams=[
+            StreamScores(channel, starts_s, ends_s, scores[i], duration)
+            for i, channel in enumerate(reader.streams)
+        ],
+        note=note,
+    )
+
+
+def _damage_note(reader: RecordingReader) -> str | None:
+    if reader.decode_error:
+        return (f"decoding failed at {reader.decoded_seconds:.2f} s of "
+                f"{reader.expected_seconds:.2f} s ({reader.decode_error}); scanned up to there")
+    if reader.truncated:
+        return (f"file ends at {reader.decoded_seconds:.2f} s but its header announces "
+                f"{reader.expected_seconds:.2f} s (truncated); scanned what is there")
+    return None

@@ -1,0 +1,251 @@
+"""End-to-end `bioclass scan`: outputs, robustness to broken files, exact resume, ensembles."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import torch
+from helpers import run_cli, run_cli_streams
+
+from bioclass.synthetic.dataset import make_long_recording
+
+
+@pytest.fixture(scope="session")
+def recordings(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of three timestamped recordings with calls at known times."""
+    folder = tmp_path_factory.mktemp("recordings")
+    rng = np.random.default_rng(5)
+    for i, name in enumerate(
+        ["20240501_053000.wav", "SMM01234_20240501_060000.flac", "site_b/20240502_000000.WAV"]
+    ):
+        path = folder / name
+        path.parent.mkdir(exist_ok=True)
+        truth = make_long_recording(path, rng, 12.0 + 4 * i, 8000, n_calls=3,
+                                    species=["harmonic", "pulses"])
+        truth.to_csv(path.with_suffix(".truth.csv"), index=False)
+    return folder
+
+
+def scan(*args: object) -> tuple[int, str]:
+    return run_cli("scan", *args)
+
+
+def test_scan_writes_csv_raven_audacity_and_manifest(
+    trained: Path, recordings: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "detections.csv"
+    code, output = scan(recordings, "--model", trained / "model.pt", "--out", out,
+                        "--format", "csv", "--format", "raven", "--format", "audacity",
+                        "--keep-background", "--threshold", "0.0")
+    assert code == 0, output
+    table = pd.read_csv(out)
+    assert list(table.columns[:5]) == ["file", "start_time", "end_time", "label", "score"]
+    assert set(table["file"]) == {str(p.resolve()) for p in recordings.rglob("*")
+                                  if p.suffix.lower() in (".wav", ".flac")}
+    # Timestamped names give absolute times: AudioMoth and Song Meter conventions.
+    first = table[table["file"].str.endswith("20240501_053000.wav")].iloc[0]
+    assert pd.Timestamp(first["datetime"]) == pd.Timestamp("2024-05-01 05:30:00") + pd.Timedelta(
+        seconds=float(first["start_time"]))
+    # With --keep-background and threshold 0 every window is labelled: the whole file is covered.
+    for _file, rows in table.groupby("file"):
+        assert rows["start_time"].min() == 0.0
+    selections = tmp_path / "detections.selections.txt"
+    raven = pd.read_csv(selections, sep="\t")
+    assert list(raven.columns) == ["Selection", "View", "Channel", "Begin Time (s)",
+                                   "End Time (s)", "Low Freq (Hz)", "High Freq (Hz)",
+                                   "Begin Path", "File Offset (s)", "Label", "Score"]
+    assert len(raven) == len(table)
+    audacity = sorted((tmp_path / "detections.audacity").rglob("*.txt"))
+    assert len(audacity) == 3
+    manifest = json.loads((tmp_path / "detections.manifest.json").read_text())
+    assert manifest["files_scanned"] == 3 and manifest["files_failed"] == 0
+    assert manifest["classes"] == ["background", "harmonic", "pulses"]
+    assert len(manifest["models"][0]["sha256"]) == 64
+    assert manifest["audio_hours"] == pytest.approx((12 + 16 + 20) / 3600, rel=1e-3)
+
+
+def test_broken_files_are_listed_and_the_scan_goes_on(
+    trained: Path, recordings: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "season"
+    shutil.copytree(recordings, folder)
+    (folder / "empty.wav").write_bytes(b"")
+    (folder / "notes.flac").write_text("not audio at all")
+    good = sf.read(folder / "20240501_053000.wav")[0]
+    sf.write(folder / "truncated.wav", good, 8000)
+    with open(folder / "truncated.wav", "r+b") as f:  # header promises more data than there is
+        f.truncate(os.path.getsize(folder / "truncated.wav") // 3)
+    sf.write(folder / "short.wav", good[:2000], 8000)  # 0.25 s: shorter than a 1 s window
+    out = tmp_path / "det.csv"
+    code, output = scan(folder, "--model", trained / "model.pt", "--out", out,
+                        "--keep-background", "--threshold", "0")
+    assert code == 0, output
+    failed = pd.read_csv(tmp_path / "det.failed.csv")
+    assert {Path(f).name for f in failed["file"]} == {"empty.wav", "notes.flac"}
+    assert failed["error"].str.len().gt(0).all()
+    table = pd.read_csv(out)
+    short = table[table["file"].str.endswith("short.wav")]
+    assert len(short) == 1 and short["end_time"].iloc[0] == pytest.approx(0.25)
+    assert "2 file(s) could not be read" in output
+
+    code, output = scan(folder, "--model", trained / "model.pt", "--out", tmp_path / "x.csv",
+                        "--max-failures", "1")
+    assert code == 1
+    assert "stopped" in output
+
+
+def test_interrupted_scan_resumes_to_identical_output(
+    trained: Path, recordings: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = trained / "model.pt"
+    reference = tmp_path / "reference.csv"
+    code, output = scan(recordings, "--model", model, "--out", reference, "--threshold", "0.2")
+    assert code == 0, output
+
+    import bioclass.scan.runner as runner
+
+    real = runner.score_file
+    calls = []
+
+    def interrupt_on_second_file(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "score_file", interrupt_on_second_file)
+    out = tmp_path / "resumed.csv"
+    code, output = scan(recordings, "--model", model, "--out", out, "--threshold", "0.2")
+    assert code == 130
+    assert not out.exists(), "an interrupted scan must not leave a complete-looking CSV"
+    monkeypatch.setattr(runner, "score_file", real)
+
+    code, output = scan(recordings, "--model", model, "--out", out, "--threshold", "0.2")
+    assert code == 0, output
+    assert "1 from an earlier run" in output
+    assert out.read_text() == reference.read_text()
+
+
+def test_killed_scan_resumes_to_identical_output(
+    trained: Path, recordings: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(6):
+        for src in sorted(recordings.rglob("*.wav")) + sorted(recordings.rglob("*.flac")):
+            shutil.copy(src, folder / f"{i}_{src.name}")
+    model = trained / "model.pt"
+    command = [sys.executable, "-m", "bioclass", "scan", str(folder), "--model", str(model),
+               "--mode", "exact", "--batch-size", "1"]
+    reference = tmp_path / "reference.csv"
+    subprocess.run([*command, "--out", str(reference)], check=True, capture_output=True)
+
+    out = tmp_path / "killed.csv"
+    proc = subprocess.Popen([*command, "--out", str(out)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    parts = tmp_path / "killed.parts"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list(parts.glob("*.npz"))) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    n_done = len(list(parts.glob("*.npz")))
+    assert 2 <= n_done < 18, "the kill should land mid-scan"
+    assert not out.exists()
+    done = subprocess.run([*command, "--out", str(out)], check=True, capture_output=True,
+                          text=True)
+    assert f"{n_done} from an earlier run" in done.stderr
+    assert out.read_text() == reference.read_text()
+
+
+def test_exact_and_fast_modes_agree_on_detections(
+    trained: Path, recordings: Path, tmp_path: Path
+) -> None:
+    a, b = tmp_path / "fast.csv", tmp_path / "exact.csv"
+    for mode, out in (("fast", a), ("exact", b)):
+        code, output = scan(recordings, "--model", trained / "model.pt", "--out", out, "--mode",
+                            mode, "--scores", out.with_suffix(".parquet"))
+        assert code == 0, output
+    fast = pd.read_parquet(a.with_suffix(".parquet"))
+    exact = pd.read_parquet(b.with_suffix(".parquet"))
+    assert len(fast) == len(exact)
+    classes = ["background", "harmonic", "pulses"]
+    assert np.abs(fast[classes].to_numpy() - exact[classes].to_numpy()).max() < 0.2
+
+
+def test_stdout_output_and_thresholds_override(
+    trained: Path, recordings: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # with --out -, the side files go to ./scan.*
+    code, stdout, stderr = run_cli_streams(
+        "scan", recordings / "20240501_053000.wav", "--model", trained / "model.pt", "--out",
+        "-", "--keep-background", "--threshold", "0")
+    assert code == 0, stderr
+    lines = stdout.splitlines()
+    assert lines[0].startswith("file,start_time,end_time,label,score"), stdout[:300]
+    assert len(lines) > 1 and all(line.count(",") == lines[0].count(",") for line in lines)
+    strict = tmp_path / "thresholds.csv"
+    strict.write_text("label,threshold\nbackground,1.0\nharmonic,1.0\npulses,1.0\n")
+    out = tmp_path / "none.csv"
+    code, output = scan(recordings, "--model", trained / "model.pt", "--out", out,
+                        "--thresholds", strict, "--keep-background")
+    assert code == 0, output
+    assert pd.read_csv(out).empty
+    strict.write_text("label,threshold\nharmonik,0.5\n")
+    code, output = scan(recordings, "--model", trained / "model.pt", "--out", out,
+                        "--thresholds", strict)
+    assert code == 1
+    assert "did you mean 'harmonic'" in output
+
+
+def test_each_channel_is_scanned(trained: Path, recordings: Path, tmp_path: Path) -> None:
+    mono, rate = sf.read(recordings / "20240501_053000.wav")
+    stereo = np.stack([mono, np.zeros_like(mono)], axis=1)
+    sf.write(tmp_path / "stereo.wav", stereo, rate)
+    out = tmp_path / "ch.csv"
+    code, output = scan(tmp_path / "stereo.wav", "--model", trained / "model.pt", "--out", out,
+                        "--channels", "each", "--keep-background", "--threshold", "0")
+    assert code == 0, output
+    table = pd.read_csv(out)
+    assert set(table["channel"]) == {0, 1}
+
+
+def test_ensemble_needs_matching_classes(trained: Path, recordings: Path, tmp_path: Path) -> None:
+    ckpt = torch.load(trained / "model.pt", weights_only=True)
+    ckpt["classes"] = ["background", "harmonic", "trill"]
+    torch.save(ckpt, tmp_path / "other.pt")
+    code, output = scan(recordings, "--model", trained / "model.pt", "--model",
+                        tmp_path / "other.pt", "--out", tmp_path / "e.csv")
+    assert code == 1
+    assert "classes" in output
+    code, output = scan(recordings, "--model", trained / "model.pt", "--model",
+                        trained / "model.pt", "--out", tmp_path / "e.csv")
+    assert code == 0, output
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["nowhere/*.wav"], "no such file or folder"),
+        (["{empty}"], "no audio files"),
+        (["--hop", "0", "{rec}"], "--hop must be positive"),
+    ],
+)
+def test_bad_scan_inputs(trained: Path, recordings: Path, tmp_path: Path, args, expected) -> None:
+    (tmp_path / "empty").mkdir()
+    args = [a.format(empty=tmp_path / "empty", rec=recordings) for a in args]
+    code, output = scan(*args, "--model", trained / "model.pt", "--out", tmp_path / "d.csv")
+    assert code == 1
+    assert expected in output
+    assert "Traceback" not in output
