@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 # Samples decoded per read from disk (at the file's own rate): large enough to amortise calls,
 # small enough that a block of a 96 kHz 8-channel file stays a few MB.
 READ_FRAMES = 1 << 16
+# Piece size when re-reading a damaged block: how much audio before the damage can be lost.
+SALVAGE_FRAMES = 1024
 
 
 @dataclass(frozen=True)
@@ -153,9 +155,9 @@ class RecordingReader:
             data = self._file.read(READ_FRAMES, dtype="float32", always_2d=True)
         except (sf.LibsndfileError, RuntimeError) as exc:
             # Corrupt data mid-file: keep what was decoded, report the rest as lost.
-            data = np.zeros((0, self._file.channels), dtype=np.float32)
             self.decode_error = str(exc).strip().splitlines()[0] if str(exc).strip() else "error"
-        last = data.shape[0] < READ_FRAMES
+            data = self._salvage()
+        last = data.shape[0] < READ_FRAMES or self.decode_error is not None
         self._decoded_frames += data.shape[0]
         if self.streams == [None]:
             block = data.mean(axis=1, keepdims=True)  # (n, channels) -> (n, 1): the mono mix
@@ -168,6 +170,22 @@ class RecordingReader:
         if last:
             self.finished = True
             self.n_samples = self._buffer_start + self._buffer.shape[1]
+
+    def _salvage(self) -> np.ndarray:
+        """After a failed block read, re-read that block in small pieces up to the damage."""
+        pieces = []
+        try:
+            self._file.seek(self._decoded_frames)
+            while True:
+                piece = self._file.read(SALVAGE_FRAMES, dtype="float32", always_2d=True)
+                if piece.shape[0] == 0:
+                    break
+                pieces.append(piece)
+        except (sf.LibsndfileError, RuntimeError):
+            pass  # the damage itself: everything before it is kept
+        if not pieces:
+            return np.zeros((0, self._file.channels), dtype=np.float32)
+        return np.concatenate(pieces)
 
     def available_until(self, stop: int) -> bool:
         """Decode until sample `stop` is buffered or the file ends; True if it is buffered."""

@@ -33,6 +33,6 @@ def parse_timestamp(path: str | Path) -> datetime | None:
                 continue  # e.g. 20241399_999999: digits, but not a date
     if _HEX.match(name):
         moment = datetime.fromtimestamp(int(name, 16), tz=timezone.utc).replace(tzinfo=None)
-        if 2015 <= moment.year <= 2100:  # AudioMoth's era; other 8-hex names are not times
+        if 2015 <= moment.year <= 2040:  # AudioMoth's era; other 8-hex names are not times
             return moment
     return None
