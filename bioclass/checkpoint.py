@@ -105,6 +105,17 @@ def load_model(path: str | Path) -> tuple[Classifier, dict[str, Any]]:
     return model, ckpt
 
 
+def load_classifier(path: str | Path) -> tuple[Classifier, dict[str, Any]]:
+    """Like `load_model`, for commands that need class scores (scan, evaluate)."""
+    model, ckpt = load_model(path)
+    if not ckpt.get("classes"):
+        raise CheckpointError(
+            f"{path}: is an encoder without classes (from bioclass pretrain); train a "
+            "classifier from it (model.init_from) or use it with bioclass embed"
+        )
+    return model, ckpt
+
+
 def build_model(ckpt: dict[str, Any]) -> Classifier:
     """An untrained model with the checkpoint's architecture, classes and front end."""
     return create_model(
@@ -114,3 +125,59 @@ def build_model(ckpt: dict[str, Any]) -> Classifier:
         head_dropout=ckpt.get("head_dropout", 0.5),
         block_dropout=ckpt.get("block_dropout", 0.2),
     )
+
+
+# Parts of a Classifier that make up the encoder (everything before the classification layer).
+ENCODER_PREFIXES = ("frontend.", "trunk.", "fc1.")
+
+
+def load_encoder_weights(
+    model: Classifier, path: str | Path, model_name: str, frontend: FrontendConfig
+) -> int:
+    """Copy the encoder weights (front end, trunk, embedding layer) of a checkpoint into `model`.
+
+    Works with encoders from `bioclass pretrain` and with classifiers from `bioclass train`
+    (their classification layer is not copied).
+
+    Returns:
+        The number of tensors copied.
+
+    Raises:
+        CheckpointError: a different architecture or front end, or nothing to copy.
+    """
+    weights = encoder_weights(path, model_name, frontend)
+    own = model.state_dict()
+    copied = {k: v for k, v in weights.items()
+              if k.startswith(ENCODER_PREFIXES) and k in own and own[k].shape == v.shape}
+    if not copied:
+        raise CheckpointError(f"{path}: no encoder weights match this model")
+    own.update(copied)
+    model.load_state_dict(own)
+    return len(copied)
+
+
+def encoder_weights(
+    path: str | Path, model_name: str, frontend: FrontendConfig
+) -> dict[str, torch.Tensor]:
+    """The weights of a checkpoint, after checking it suits `model_name` with `frontend`.
+
+    Raises:
+        CheckpointError: unreadable, or a different architecture or front end.
+    """
+    ckpt = read_checkpoint(path)
+    if ckpt.get("model_name") != model_name:
+        raise CheckpointError(
+            f"{path}: holds a {ckpt.get('model_name')} encoder, the recipe trains {model_name} "
+            "(set model.name to match)"
+        )
+    theirs = FrontendConfig.from_dict(ckpt["frontend"])
+    if theirs != frontend:
+        differ = [k for k, v in frontend.to_dict().items() if theirs.to_dict().get(k) != v]
+        raise CheckpointError(
+            f"{path}: its front end differs from the recipe's audio section in "
+            f"{', '.join(differ)} ({', '.join(f'{k}={theirs.to_dict()[k]}' for k in differ)}); "
+            "the encoder only works on the features it learnt from"
+        )
+    if ckpt.get("use_ema") and ckpt.get("ema_weights"):
+        return ckpt["ema_weights"]
+    return ckpt["weights"]

@@ -257,3 +257,81 @@ def scan(inputs: tuple[str, ...], models: tuple[Path, ...], out: Path, list_file
             f"stopped after {summary.n_failed} unreadable files (--max-failures); "
             "fix or remove them, then re-run to continue"
         )
+
+
+@main.command()
+@click.argument("archives", nargs=-1, type=str)
+@click.option("--recipe", type=click.Path(dir_okay=False, path_type=Path),
+              help="Pretraining recipe (YAML), e.g. recipes/pretrain_simclr.yaml.")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Override a recipe value (repeatable).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Run directory (default: runs/<recipe>-<time>).")
+@click.option("--device", type=DEVICES, default="auto", show_default=True)
+@click.option("--resume", type=click.Path(file_okay=False, path_type=Path),
+              help="Continue the interrupted pretraining in this directory.")
+@_friendly
+def pretrain(archives: tuple[str, ...], recipe: Path | None, overrides: tuple[str, ...],
+             out: Path | None, device: str, resume: Path | None) -> None:
+    """Learn an encoder from unlabelled ARCHIVES (folders, files, globs) by contrastive
+    learning; `train` starts from it with --set model.init_from=OUT/encoder.pt."""
+    from bioclass.pretrain.loop import pretrain as run_pretraining
+    from bioclass.recipe import load_recipe
+
+    if resume is not None:
+        if recipe is not None or overrides or archives:
+            raise BioclassError("--resume continues with the saved recipe and archives: give "
+                                "no ARCHIVES, --recipe or --set")
+        run_pretraining(None, [], resume, device=device, resume=True)
+        return
+    if recipe is None:
+        raise BioclassError("give --recipe (e.g. recipes/pretrain_simclr.yaml), or --resume DIR")
+    loaded = load_recipe(recipe, overrides)
+    if out is None:
+        out = Path("runs") / f"{recipe.stem}-{datetime.now():%Y%m%d-%H%M%S}"
+    run_pretraining(loaded, list(archives), out, device=device)
+
+
+@main.command()
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("inputs", nargs=-1, type=str)
+@click.option("--out", default="embeddings.parquet", show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Output table (.parquet or .csv).")
+@click.option("--from-list", "list_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Text file of paths, one per line.")
+@click.option("--window", type=click.FloatRange(min=0, min_open=True),
+              help="Window seconds (default: the checkpoint's clip or patch length).")
+@click.option("--hop", type=click.FloatRange(min=0, min_open=True),
+              help="Seconds between window starts (default: the window, no overlap).")
+@click.option("--channels", default="mix", show_default=True,
+              help="mix (mean to mono), each (every channel) or N.")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--device", type=DEVICES, default="auto", show_default=True)
+@click.option("--mode", type=click.Choice(["fast", "exact"]), default="exact", show_default=True,
+              help="exact: every window alone; fast: trunk once per block.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "amp"]), default="fp32",
+              show_default=True)
+@_friendly
+def embed(model: Path, inputs: tuple[str, ...], out: Path, list_file: Path | None,
+          window: float | None, hop: float | None, channels: str, batch_size: int, device: str,
+          mode: str, precision: str) -> None:
+    """Per-window embeddings of recordings (INPUTS: files, folders, globs) from MODEL, a
+    classifier or a pretrained encoder."""
+    from bioclass.console import progress_bar
+    from bioclass.embed import embed as run_embed
+    from bioclass.scan.inputs import collect_inputs
+
+    files = collect_inputs(inputs, list_file)
+    with progress_bar() as progress:
+        task = progress.add_task("embedding", total=len(files), info="")
+        summary = run_embed(files, model, out, window, hop, _channels(channels), batch_size,
+                            device, mode, precision,
+                            on_file=lambda p: progress.update(task, advance=1, info=p.name))
+    console.print(f"{summary.n_windows} windows x {summary.dim} dims from "
+                  f"{summary.n_files - len(summary.failed)} file(s) "
+                  f"({summary.audio_seconds / 3600:.3f} h) in {summary.wall_seconds:.1f} s "
+                  f"-> {out}")
+    if summary.failed:
+        console.print(f"[yellow]{len(summary.failed)} file(s) could not be read: see "
+                      f"{summary.outputs['failed']}")

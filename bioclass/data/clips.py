@@ -11,7 +11,9 @@ import pandas as pd
 import torch
 
 from bioclass.audio import AudioError, fit_length, read_audio
+from bioclass.augment.wave import augment_wave, is_active
 from bioclass.errors import BioclassError
+from bioclass.recipe.schema import WaveAugmentSection
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +86,23 @@ def check_bad_fraction(n_bad: int, n_total: int, max_fraction: float, bad: pd.Da
     log.warning("skipped %d of %d unreadable audio clips; first: %s", n_bad, n_total, first)
 
 
+UNLABELLED = -1  # target of a clip without a label (semi-supervised training)
+
+
 class ClipDataset(torch.utils.data.Dataset):
-    """Labelled clips as fixed-length waveforms.
+    """Clips as fixed-length waveforms with their class index (-1 for unlabelled clips).
 
     Items are addressed by `(index, crop_seed)`: the seed picks the crop position of clips longer
-    than the window, so training stays reproducible whichever worker decodes it. A plain int
-    index (evaluation) takes the centre crop.
+    than the window and seeds the waveform augmentations, so training stays reproducible whichever
+    worker decodes it. A plain int index (evaluation) takes the centre crop, unaugmented.
+
+    Args:
+        table: rows with file, label (None = unlabelled) and optional start/end times.
+        classes: class names; labels index into it.
+        spec: decoding settings.
+        waves: decoded clips (cache), or None to decode on demand.
+        augment: waveform augmentations for training items, or None.
+        views: augmented views per training item (2 for CLAR's contrastive pairs).
     """
 
     def __init__(
@@ -97,33 +110,56 @@ class ClipDataset(torch.utils.data.Dataset):
         table: pd.DataFrame,
         classes: list[str],
         spec: ClipSpec,
-        waves: list[np.ndarray] | None = None,
+        waves: list[np.ndarray | None] | None = None,
+        augment: WaveAugmentSection | None = None,
+        views: int = 1,
     ) -> None:
         self.table = table.reset_index(drop=True)
         self.classes = list(classes)
         self.spec = spec
-        self.waves = waves  # decoded clips when cached, else decoded on demand
+        self.waves = waves  # decoded clips when cached (None entries: decode on demand)
+        self.augment = augment if augment is not None and is_active(augment) else None
+        self.views = views
         index = {c: i for i, c in enumerate(self.classes)}
-        self.targets = np.array([index[label] for label in self.table["label"]], dtype=np.int64)
+        self.targets = np.array(
+            [UNLABELLED if _missing(label) else index[label] for label in self.table["label"]],
+            dtype=np.int64,
+        )
 
     def __len__(self) -> int:
         return len(self.table)
 
+    def _wave(self, index: int) -> np.ndarray:
+        if self.waves is not None and self.waves[index] is not None:
+            return self.waves[index]
+        row = self.table.iloc[index]
+        try:
+            return load_clip(row, self.spec)
+        except AudioError as exc:
+            raise BioclassError(
+                f"{exc} (decoded on demand; set data.cache: true to "
+                "check every labelled file before training)"
+            ) from None
+
     def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
         index, crop_seed = item if isinstance(item, tuple) else (item, None)
-        if self.waves is not None:
-            wave = self.waves[index]
-        else:
-            row = self.table.iloc[index]
-            try:
-                wave = load_clip(row, self.spec)
-            except AudioError as exc:
-                raise BioclassError(
-                    f"{exc} (decoded on demand; set data.cache: true to "
-                    "check every file before training)"
-                ) from None
+        wave = self._wave(index)
         n = self.spec.n_samples
-        offset = None
-        if crop_seed is not None and wave.shape[0] > n:
+        if crop_seed is None:  # evaluation: centre crop, no augmentation
+            return torch.from_numpy(np.array(fit_length(wave, n))), int(self.targets[index])
+        if wave.shape[0] > n and (self.augment is None or not self.augment.random_pad_crop):
             offset = int(np.random.default_rng(crop_seed).integers(0, wave.shape[0] - n + 1))
-        return torch.from_numpy(np.array(fit_length(wave, n, offset))), int(self.targets[index])
+            wave = wave[offset : offset + n]
+        out = []
+        for view in range(self.views):
+            if self.augment is None:
+                out.append(np.array(fit_length(wave, n)))
+            else:
+                rng = np.random.default_rng([crop_seed, view])
+                out.append(augment_wave(wave, n, self.augment, rng, self.spec.sample_rate))
+        stacked = out[0] if self.views == 1 else np.stack(out)  # (T,) or (views, T)
+        return torch.from_numpy(stacked), int(self.targets[index])
+
+
+def _missing(label: object) -> bool:
+    return label is None or (isinstance(label, float) and np.isnan(label))

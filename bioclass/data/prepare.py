@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from bioclass.audio import AudioError, audio_info
@@ -13,6 +14,7 @@ from bioclass.data.clips import ClipDataset, ClipSpec, check_bad_fraction, decod
 from bioclass.data.duplicates import find_duplicates
 from bioclass.data.labels import LabelError, labels_from_csv, labels_from_folders, resolve_classes
 from bioclass.data.split import grouped_split
+from bioclass.data.unlabelled import mark_unlabelled, unlabelled_windows, withhold_labels
 from bioclass.recipe.schema import Recipe
 
 log = logging.getLogger(__name__)
@@ -105,7 +107,8 @@ def prepare_data(
             len(duplicates),
             " = ".join(duplicates[0]),
         )
-    table = assign_splits(table, duplicates, recipe)
+    table = assign_splits(table, duplicates, recipe).reset_index(drop=True)
+    table["_row"] = np.arange(len(table))  # follows rows through decoding and subsetting
     used = table[table["split"].isin(["train", "val"])].reset_index(drop=True)
     for part in ("train", "val"):
         if not (used["split"] == part).any():
@@ -128,19 +131,73 @@ def prepare_data(
             "no validation clips for class(es) %s: their recall is not measured", ", ".join(no_val)
         )
 
-    def subset(mask) -> ClipDataset:
-        rows = used_ok[mask].reset_index(drop=True)
-        part = None if waves is None else [w for w, m in zip(waves, mask, strict=True) if m]
-        return ClipDataset(rows, classes, spec, part)
-
+    train_rows = used_ok[train_mask].reset_index(drop=True)
+    train_waves = None if waves is None else [w for w, m in zip(waves, train_mask,
+                                                                  strict=True) if m]
+    train_rows, train_waves, table, extra_bad = _semi_supervised(
+        recipe, train_rows, train_waves, table)
+    val_rows = used_ok[~train_mask].reset_index(drop=True)
+    val_waves = None if waves is None else [w for w, m in zip(waves, train_mask,
+                                                                strict=True) if not m]
+    views = 2 if recipe.loss.name == "clar" else 1
     return PreparedData(
         classes=classes,
-        train=subset(train_mask),
-        val=subset(~train_mask),
-        split=table,
-        bad=bad,
+        train=ClipDataset(train_rows, classes, spec, train_waves, recipe.wave_augment, views),
+        val=ClipDataset(val_rows, classes, spec, val_waves),
+        split=table.drop(columns="_row"),
+        bad=pd.concat([bad, extra_bad], ignore_index=True) if len(extra_bad) else bad,
         duplicates=duplicates,
     )
+
+
+def _semi_supervised(
+    recipe: Recipe,
+    train: pd.DataFrame,
+    waves: list | None,
+    table: pd.DataFrame,
+) -> tuple[pd.DataFrame, list | None, pd.DataFrame, pd.DataFrame]:
+    """Withhold labels (data.labelled_per_class / labelled_fraction) and add unlabelled audio.
+
+    Clips without a label are kept only for a loss that learns from them (clar); otherwise they
+    are left out, with a log line saying so.
+
+    Returns:
+        (training rows, their cached waves or None, the split table with a `labelled` column,
+         unreadable unlabelled files)
+    """
+    d = recipe.data
+    uses_unlabelled = recipe.loss.name == "clar"
+    bad = pd.DataFrame(columns=["file", "error"])
+    table = table.copy()
+    table["labelled"] = table["split"].isin(["train", "val"])
+    if d.labelled_per_class is not None or d.labelled_fraction < 1.0:
+        keep = withhold_labels(train, d.labelled_per_class, d.labelled_fraction, recipe.seed)
+        log.info("labels kept for %d of %d training clips (data.labelled_per_class=%s, "
+                 "labelled_fraction=%g)", int(keep.sum()), len(train), d.labelled_per_class,
+                 d.labelled_fraction)
+        table.loc[train.loc[~keep, "_row"].to_numpy(), "labelled"] = False
+        if uses_unlabelled:
+            train = mark_unlabelled(train, keep)
+        else:
+            train = train[keep].reset_index(drop=True)
+            waves = None if waves is None else [w for w, k in zip(waves, keep, strict=True) if k]
+            log.info("loss %s learns from labelled clips only: %d clips without labels left out",
+                     recipe.loss.name, int((~keep).sum()))
+    if d.unlabelled:
+        if not uses_unlabelled:
+            log.warning("data.unlabelled is ignored: loss %s learns from labelled clips only "
+                        "(use loss.name: clar)", recipe.loss.name)
+        else:
+            windows, bad = unlabelled_windows(d.unlabelled, recipe.audio.clip_seconds)
+            if len(bad):
+                log.warning("skipped %d unreadable unlabelled file(s); first: %s", len(bad),
+                            bad["error"].iloc[0])
+            log.info("%d unlabelled clips from %s", len(windows), ", ".join(d.unlabelled))
+            train = pd.concat([train, windows], ignore_index=True)
+            if waves is not None:
+                waves = list(waves) + [None] * len(windows)  # decoded on demand
+            table = pd.concat([table, windows.assign(labelled=False)], ignore_index=True)
+    return train, waves, table, bad
 
 
 def _probe_all(

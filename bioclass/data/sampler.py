@@ -12,7 +12,11 @@ import numpy as np
 
 
 class BatchSampler:
-    """Yields `batch_size` items `(index, crop_seed)` per batch for batches `start..stop-1`."""
+    """Yields items `(index, crop_seed)` per batch for batches `start..stop-1`.
+
+    A batch holds `batch_size` labelled items (targets >= 0), then `n_unlabelled` items drawn
+    uniformly from the unlabelled ones (targets < 0), when there are any.
+    """
 
     def __init__(
         self,
@@ -22,9 +26,14 @@ class BatchSampler:
         balanced: bool,
         start: int = 0,
         stop: int = 0,
+        n_unlabelled: int = 0,
     ) -> None:
-        self.targets = np.asarray(targets)
+        all_targets = np.asarray(targets)
+        self.labelled = np.flatnonzero(all_targets >= 0)
+        self.unlabelled = np.flatnonzero(all_targets < 0)
+        self.targets = all_targets[self.labelled]
         self.batch_size = batch_size
+        self.n_unlabelled = n_unlabelled if len(self.unlabelled) else 0
         self.seed = seed
         self.balanced = balanced
         self.start, self.stop = start, stop
@@ -47,6 +56,11 @@ class BatchSampler:
             epoch, j = divmod(i, self.batches_per_epoch)
             perm = np.random.default_rng([self.seed, 1 << 30, epoch]).permutation(len(self.targets))
             indices = perm[j * self.batch_size : (j + 1) * self.batch_size]
+        indices = self.labelled[indices]
+        if self.n_unlabelled:
+            extra = np.random.default_rng([self.seed, 3, i]).choice(
+                self.unlabelled, self.n_unlabelled)
+            indices = np.concatenate([indices, extra])
         crop_seeds = rng.integers(0, 2**31 - 1, size=len(indices))
         return [(int(k), int(s)) for k, s in zip(indices, crop_seeds, strict=True)]
 

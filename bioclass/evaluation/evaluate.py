@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from bioclass.checkpoint import load_model
+from bioclass.checkpoint import load_classifier
 from bioclass.data.clips import ClipDataset, ClipSpec, decode_all
 from bioclass.data.labels import (
     LabelError,
@@ -57,7 +57,7 @@ def evaluate_model(
     Returns:
         (metrics, per-clip predictions table, unreadable files table)
     """
-    model, ckpt = load_model(model_path)
+    model, ckpt = load_classifier(model_path)
     classes = ckpt["classes"]
     table = read_eval_table(data, split)
     check_known_labels(table, classes, str(data))

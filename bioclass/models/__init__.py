@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from bioclass.models.classifier import Classifier
 from bioclass.models.frontend import FrontendConfig, LogMel
+from bioclass.models.projection import ProjectionHead
 from bioclass.models.registry import MODEL_NAMES, count_parameters, create_model
 
 __all__ = [
@@ -12,6 +13,7 @@ __all__ = [
     "Classifier",
     "FrontendConfig",
     "LogMel",
+    "ProjectionHead",
     "count_parameters",
     "create_model",
 ]

@@ -161,6 +161,20 @@ class Classifier(nn.Module):
             raise ValueError("headless model (n_classes=0) has no classification layer")
         return self.fc(self.dropout(self.embed_pooled(pooled)))  # (B, C) -> (B, n_classes)
 
+    def embed_and_classify(self, spec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Embedding and logits of a spectrogram from one trunk pass (hybrid losses need both).
+
+        Args:
+            spec: Spectrogram, shape (B, 1, frames, n_mels).
+
+        Returns:
+            (h of shape (B, embed_dim), logits of shape (B, n_classes)).
+        """
+        if self.fc is None:
+            raise ValueError("headless model (n_classes=0) has no classification layer")
+        h = self.embed_spec(spec)  # (B, 1, F, M) -> (B, D)
+        return h, self.fc(self.dropout(h))  # (B, D) -> (B, n_classes)
+
     def classify(self, spec: torch.Tensor) -> torch.Tensor:
         """Logits of a spectrogram.
 

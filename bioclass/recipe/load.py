@@ -12,7 +12,16 @@ from typing import Any
 import yaml
 
 from bioclass.errors import BioclassError
-from bioclass.recipe.schema import METRICS, PATH_KEYS, SCHEDULES, Recipe
+from bioclass.recipe.schema import (
+    LIST_PATH_KEYS,
+    LOSSES,
+    METRICS,
+    PATH_KEYS,
+    PRETRAIN_LOSSES,
+    SAMPLINGS,
+    SCHEDULES,
+    Recipe,
+)
 
 
 class RecipeError(BioclassError):
@@ -97,11 +106,20 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 
 def _resolve_paths(raw: dict[str, Any], base: Path) -> None:
+    def resolve(text: str) -> str:
+        value = Path(text).expanduser()
+        return str(value if value.is_absolute() else (base / value).resolve())
+
     for section, key in PATH_KEYS:
         node = raw.get(section)
-        if isinstance(node, dict) and isinstance(node.get(key), str) and node[key]:
-            value = Path(node[key]).expanduser()
-            node[key] = str(value if value.is_absolute() else (base / value).resolve())
+        if not isinstance(node, dict):
+            continue
+        if (section, key) in LIST_PATH_KEYS and isinstance(node.get(key), str):
+            node[key] = [node[key]]  # one folder where a list of folders is expected
+        if isinstance(node.get(key), str) and node[key]:
+            node[key] = resolve(node[key])
+        elif isinstance(node.get(key), list):
+            node[key] = [resolve(v) if isinstance(v, str) and v else v for v in node[key]]
 
 
 def _did_you_mean(name: str, options: typing.Iterable[str]) -> str:
@@ -220,3 +238,64 @@ def _check_values(recipe: Recipe, source: str) -> None:
         fail("augment stripe counts and widths must be >= 0")
     if not 0.0 <= recipe.model.dropout < 1.0 or not 0.0 <= recipe.model.block_dropout < 1.0:
         fail("model.dropout and model.block_dropout must be in [0, 1)")
+    if d.labelled_per_class is not None and d.labelled_per_class < 1:
+        fail(f"data.labelled_per_class must be >= 1 or null, got {d.labelled_per_class}")
+    if not 0.0 < d.labelled_fraction <= 1.0:
+        fail(f"data.labelled_fraction must be in (0, 1], got {d.labelled_fraction}")
+    if t.unlabelled_ratio < 0:
+        fail(f"train.unlabelled_ratio must be >= 0, got {t.unlabelled_ratio}")
+    _check_loss(recipe, fail)
+    _check_pretrain(recipe, fail)
+    # Imported here: the augment modules import the schema, not this loader.
+    from bioclass.augment.views import check_view_augment
+    from bioclass.augment.wave import check_wave_augment
+
+    problems = check_wave_augment(recipe.wave_augment) + check_view_augment(recipe.pretrain.views)
+    if problems:
+        fail(problems[0] + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+
+
+def _check_loss(recipe: Recipe, fail: typing.Callable[[str], None]) -> None:
+    loss = recipe.loss
+    if loss.name not in LOSSES:
+        fail(f"loss.name must be one of {', '.join(LOSSES)}{_did_you_mean(loss.name, LOSSES)}")
+    if recipe.augment.mixup_alpha > 0 and loss.name not in ("auto", "ce", "bce"):
+        fail(f"augment.mixup_alpha needs loss.name auto, ce or bce: {loss.name} needs a hard "
+             "label per clip (set augment.mixup_alpha: 0)")
+    if not 0.0 <= loss.alpha <= 1.0:
+        fail(f"loss.alpha must be in [0, 1], got {loss.alpha}")
+    if loss.temperature <= 0:
+        fail(f"loss.temperature must be positive, got {loss.temperature}")
+    if loss.projection_dim < 1:
+        fail(f"loss.projection_dim must be >= 1, got {loss.projection_dim}")
+    if loss.margin < 0:
+        fail(f"loss.margin must be >= 0 (radians), got {loss.margin}")
+    if not 0.0 < loss.supcon_fraction < 1.0:
+        fail(f"loss.supcon_fraction must be in (0, 1), got {loss.supcon_fraction}")
+    if recipe.model.freeze_encoder and loss.name not in ("auto", "ce", "bce"):
+        fail(f"model.freeze_encoder trains only the last layer: use loss.name ce (not "
+             f"{loss.name})")
+
+
+def _check_pretrain(recipe: Recipe, fail: typing.Callable[[str], None]) -> None:
+    p = recipe.pretrain
+    if p.loss not in PRETRAIN_LOSSES:
+        fail(f"pretrain.loss must be one of {', '.join(PRETRAIN_LOSSES)}"
+             f"{_did_you_mean(p.loss, PRETRAIN_LOSSES)}")
+    if p.sampling not in SAMPLINGS:
+        fail(f"pretrain.sampling must be one of {', '.join(SAMPLINGS)}"
+             f"{_did_you_mean(p.sampling, SAMPLINGS)}")
+    if p.patch_seconds <= 0:
+        fail(f"pretrain.patch_seconds must be positive, got {p.patch_seconds}")
+    if not 0.0 <= p.mixback_alpha <= 1.0:
+        fail(f"pretrain.mixback_alpha must be in [0, 1], got {p.mixback_alpha}")
+    if p.temperature <= 0:
+        fail(f"pretrain.temperature must be positive, got {p.temperature}")
+    if not 0.0 <= p.acl_alpha <= 1.0:
+        fail(f"pretrain.acl_alpha must be in [0, 1], got {p.acl_alpha}")
+    if p.margin < 0:
+        fail(f"pretrain.margin must be >= 0 (radians), got {p.margin}")
+    if p.projection_dim < 1 or (p.projection_hidden is not None and p.projection_hidden < 1):
+        fail("pretrain.projection_dim and pretrain.projection_hidden must be >= 1")
+    if p.knn_k < 1 or p.probe_epochs < 1:
+        fail("pretrain.knn_k and pretrain.probe_epochs must be >= 1")

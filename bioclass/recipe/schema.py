@@ -32,6 +32,9 @@ class DataSection:
     balanced: bool = True
     cache: bool = True  # decode every clip once into memory
     max_bad_fraction: float = 0.05  # unreadable files tolerated before training refuses
+    unlabelled: list[str] = field(default_factory=list)  # folders/files of unlabelled audio
+    labelled_per_class: int | None = None  # keep labels of at most N training clips per class
+    labelled_fraction: float = 1.0  # keep labels of this share of training clips per class
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,8 @@ class ModelSection:
     name: str = "cnn10"
     dropout: float = 0.5  # before each fully connected layer of the head
     block_dropout: float = 0.2  # after each convolution block
+    init_from: str | None = None  # checkpoint (e.g. pretrain's encoder.pt) to start from
+    freeze_encoder: bool = False  # train only the last layer (linear evaluation)
 
 
 @dataclass(frozen=True)
@@ -163,6 +168,7 @@ class TrainSection:
     metric: str = "uar"  # uar | map | accuracy
     num_workers: int = 0
     amp: bool = True  # CUDA only
+    unlabelled_ratio: float = 1.0  # unlabelled clips per labelled clip in a batch (clar)
 
 
 @dataclass(frozen=True)
@@ -290,4 +296,16 @@ class Recipe:
 
 METRICS = ("uar", "map", "accuracy")
 SCHEDULES = ("constant", "cosine")
-PATH_KEYS = (("data", "root"), ("data", "labels_csv"), ("data", "audio_root"))
+LOSSES = ("auto", "ce", "bce", "supcon_hybrid", "supcon_two_stage", "ce_angular", "clar")
+PRETRAIN_LOSSES = ("ntxent", "acl")
+SAMPLINGS = ("random", "non_overlapping", "same")
+# Keys holding paths (or lists of paths), resolved against the recipe file's folder.
+PATH_KEYS = (
+    ("data", "root"),
+    ("data", "labels_csv"),
+    ("data", "audio_root"),
+    ("data", "unlabelled"),
+    ("model", "init_from"),
+    ("pretrain", "archives"),
+)
+LIST_PATH_KEYS = (("data", "unlabelled"), ("pretrain", "archives"))

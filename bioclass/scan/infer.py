@@ -30,6 +30,7 @@ from bioclass.scan.stream import RecordingReader, WindowPlan, prefetch
 # Input frames of real audio kept on each side of a fast-mode block, so windows at block edges
 # see the same context as windows in the middle (about the trunk's receptive-field half-width).
 CONTEXT_FRAMES = 48
+EMBEDDING = "embedding"  # pseudo-activation: return the embedding h instead of class scores
 
 
 @dataclass
@@ -49,6 +50,11 @@ class FileScores:
 
     streams: list[StreamScores]
     note: str | None = None  # e.g. truncated: decoding stopped before the announced length
+
+
+def _finish(out: torch.Tensor, activation: str) -> torch.Tensor:
+    """Logits -> scores, or embeddings as they are (in float32)."""
+    return out.float() if activation == EMBEDDING else activate(out.float(), activation)
 
 
 def inference_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -138,7 +144,10 @@ def _scores_exact(
     models: list[Classifier], audio: np.ndarray, activation: str, device: torch.device,
     precision: str,
 ) -> np.ndarray:
-    """(streams, K, window) audio -> (streams, K, C) ensemble-mean scores."""
+    """(streams, K, window) audio -> (streams, K, C) ensemble-mean scores.
+
+    With `activation` 'embedding' the output is the embedding h (streams, K, D) instead.
+    """
     n_streams, n, _ = audio.shape
     wave = torch.from_numpy(audio.reshape(n_streams * n, -1)).to(device)  # (S*K, window)
     total = None
@@ -147,8 +156,10 @@ def _scores_exact(
             spec = model.spectrogram(wave)  # (S*K, window) -> (S*K, 1, frames, mels)
             if device.type == "cuda":
                 spec = spec.contiguous(memory_format=torch.channels_last)
-            logits = model.classify(spec)  # (S*K, 1, frames, mels) -> (S*K, C)
-        scores = activate(logits.float(), activation)
+            # (S*K, 1, frames, mels) -> (S*K, D) embeddings, or (S*K, C) logits
+            embedding = activation == EMBEDDING
+            out = model.embed_spec(spec) if embedding else model.classify(spec)
+        scores = _finish(out, activation)
         total = scores if total is None else total + scores
     return (total / len(models)).cpu().numpy().reshape(n_streams, n, -1)
 
@@ -184,8 +195,10 @@ def _scores_fast(
             pooled = windows.mean(dim=3) + windows.amax(dim=3)  # (S, C, K)
             n_streams, channels, n = pooled.shape
             pooled = pooled.permute(0, 2, 1).reshape(n_streams * n, channels)  # (S*K, C)
-            logits = model.logits_pooled(pooled)  # (S*K, C) -> (S*K, n_classes)
-        scores = activate(logits.float(), activation)
+            # (S*K, C) -> (S*K, D) embeddings, or (S*K, n_classes) logits
+            embedding = activation == EMBEDDING
+            out = model.embed_pooled(pooled) if embedding else model.logits_pooled(pooled)
+        scores = _finish(out, activation)
         total = scores if total is None else total + scores
     return (total / len(models)).cpu().numpy().reshape(n_streams, n, -1)
 
@@ -206,7 +219,8 @@ def score_file(
     Args:
         path: any file libsndfile decodes.
         models: classifiers in eval mode on `device`, all trained on `plan.sample_rate`.
-        activation: 'softmax' or 'sigmoid', as the models were trained.
+        activation: 'softmax' or 'sigmoid', as the models were trained; 'embedding' returns
+            each window's embedding h (`bioclass embed`) instead of class scores.
         plan: window length and hop.
         channels: 'mix', 'each' or a channel index.
         batch_size: windows per forward pass (exact) or per trunk block (fast).

@@ -25,7 +25,7 @@ import torch
 
 from bioclass import __version__
 from bioclass.audio import AudioError
-from bioclass.checkpoint import load_model, read_checkpoint
+from bioclass.checkpoint import load_classifier, read_checkpoint
 from bioclass.errors import BioclassError
 from bioclass.models import Classifier
 from bioclass.scan import events as ev
@@ -121,7 +121,7 @@ def load_models(paths: list[Path]) -> LoadedModels:
         raise BioclassError("give at least one --model checkpoint")
     models, ckpts = [], []
     for p in paths:
-        model, ckpt = load_model(p)
+        model, ckpt = load_classifier(p)
         models.append(model)
         ckpts.append(ckpt)
     first = ckpts[0]

@@ -22,6 +22,8 @@ import torch.nn.functional as F
 from bioclass.checkpoint import (
     CheckpointError,
     atomic_save,
+    encoder_weights,
+    load_encoder_weights,
     load_model,
     model_checkpoint,
     read_checkpoint,
@@ -35,11 +37,12 @@ from bioclass.evaluation.predict import predict_clips
 from bioclass.models import Classifier, FrontendConfig, create_model
 from bioclass.recipe import Recipe, dump_recipe, recipe_from_dict, recipe_to_dict
 from bioclass.recipe.schema import AugmentSection
-from bioclass.scan.thresholds import fit_thresholds
+from bioclass.scan.thresholds import FIT_METHOD, fit_thresholds
 from bioclass.training.augment import mixup, spec_augment
 from bioclass.training.device import autocast, autocast_dtype, pick_device
 from bioclass.training.ema import WeightEMA
 from bioclass.training.interrupt import graceful_interrupt
+from bioclass.training.objectives import Objective, score_activation
 from bioclass.training.plots import plot_confusion, plot_learning_curve
 from bioclass.training.report import print_metrics
 from bioclass.training.schedule import lr_factor
@@ -100,6 +103,8 @@ def train(
         )
     run_dir.mkdir(parents=True, exist_ok=True)
     dev = pick_device(device)
+    if recipe.model.init_from:  # fail before decoding the data, not after
+        encoder_weights(recipe.model.init_from, recipe.model.name, frontend_config(recipe))
     torch.manual_seed(recipe.seed)
     console.print(f"run directory: {run_dir}   device: {dev}")
 
@@ -111,9 +116,11 @@ def train(
             on_total=lambda n: progress.update(task, total=n),
         )
     _write_data_reports(run_dir, recipe, data)
+    n_unlabelled = int((data.train.targets < 0).sum())
+    unlabelled = f" (+ {n_unlabelled} unlabelled)" if n_unlabelled else ""
     console.print(
-        f"classes: {', '.join(data.classes)}   train clips: {len(data.train)}   "
-        f"validation clips: {len(data.val)}"
+        f"classes: {', '.join(data.classes)}   training clips: "
+        f"{len(data.train) - n_unlabelled}{unlabelled}   validation clips: {len(data.val)}"
     )
     return _fit(recipe, data, run_dir, dev, state)
 
@@ -158,9 +165,17 @@ def _fit(
         recipe.model.dropout,
         recipe.model.block_dropout,
     ).to(dev)
+    if recipe.model.init_from and state is None:
+        n_loaded = load_encoder_weights(model, recipe.model.init_from, recipe.model.name, frontend)
+        console.print(f"initialised {n_loaded} encoder tensors from {recipe.model.init_from}")
+    objective = Objective.build(recipe, model, n_iterations)
+    if objective.head is not None:
+        objective.head.to(dev)
     if dev.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+    optimizer = torch.optim.Adam(
+        [*model.parameters(), *objective.parameters()], lr=t.lr, weight_decay=t.weight_decay
+    )
     amp_dtype = autocast_dtype(dev, t.amp)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     # With EMA off the average never starts: only raw weights are validated and saved.
@@ -172,12 +187,14 @@ def _fit(
         recipe.model.dropout,
         recipe.model.block_dropout,
     ).to(dev)
-    activation = "sigmoid" if g.mixup_alpha > 0 else "softmax"
+    activation = score_activation(objective.name)
     recipe_dict = recipe_to_dict(recipe)
 
     start, history, best = 0, [], None
     if state is not None:
         model.load_state_dict(state["weights"])
+        if objective.head is not None:
+            objective.head.load_state_dict(state["head_weights"])
         optimizer.load_state_dict(state["optimizer"])
         start = int(state["iteration"])
         ema.load_state(state["ema_weights"], start)
@@ -185,8 +202,10 @@ def _fit(
         history, best = list(state["history"]), state["best"]
         console.print(f"resuming at iteration {start} of {n_iterations}")
 
+    n_unlabelled = int(round(t.unlabelled_ratio * t.batch_size)) if objective.name == "clar" else 0
     sampler = BatchSampler(
-        data.train.targets, t.batch_size, recipe.seed, recipe.data.balanced, start, n_iterations
+        data.train.targets, t.batch_size, recipe.seed, recipe.data.balanced, start, n_iterations,
+        n_unlabelled=n_unlabelled,
     )
     loader = torch.utils.data.DataLoader(
         data.train,
@@ -210,6 +229,8 @@ def _fit(
             score_activation=activation,
             extra={
                 "optimizer": optimizer.state_dict(),
+                "head_weights": None if objective.head is None else {
+                    k: v.detach().cpu() for k, v in objective.head.state_dict().items()},
                 "iteration": iteration,
                 "torch_rng": torch.get_rng_state(),
                 "history": history,
@@ -232,7 +253,9 @@ def _fit(
                         iteration - 1, n_iterations, t.warmup_iterations, t.schedule
                     )
                 rng = np.random.default_rng([recipe.seed, 7, iteration])
-                loss = _step(model, optimizer, scaler, wave, y, g, rng, dev, amp_dtype)
+                objective.set_mode(model, iteration)
+                loss = _step(model, objective, optimizer, scaler, wave, y, g, rng, dev,
+                             amp_dtype, iteration)
                 ema.update(model, iteration)
                 if not math.isfinite(loss):
                     raise BioclassError(
@@ -240,7 +263,8 @@ def _fit(
                     )
                 losses.append(loss)
                 progress.update(task, advance=1, info=f"loss {np.mean(losses[-50:]):.4f}")
-                if iteration % t.eval_every == 0 or iteration == n_iterations:
+                due = iteration % t.eval_every == 0 or iteration == n_iterations
+                if due and objective.validates(iteration):
                     rows, best = _validate(
                         model,
                         eval_model,
@@ -265,6 +289,8 @@ def _fit(
                         f"{r['weights']} {t.metric} {r[t.metric]:.3f}" for r in rows
                     )
                     progress.console.print(f"iteration {iteration}: {summary}")
+                elif due:
+                    save_last(iteration)  # SupCon stage: nothing to validate yet
                 if stop.requested:
                     break
         except RuntimeError:
@@ -295,15 +321,13 @@ def _store_thresholds(path: Path, data: PreparedData, recipe: Recipe, dev: torch
     ckpt["thresholds"] = fit_thresholds(
         scores, targets, data.classes, recipe.data.background_label
     )
-    ckpt["thresholds_method"] = (
-        "per class, the score threshold maximising F1 of that class against all others on the "
-        f"{len(data.val)} validation clips of the best model"
-    )
+    ckpt["thresholds_method"] = f"{FIT_METHOD} ({len(data.val)} validation clips)"
     atomic_save(ckpt, path)
 
 
 def _step(
     model: Classifier,
+    objective: Objective,
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
     wave: torch.Tensor,
@@ -312,23 +336,33 @@ def _step(
     rng: np.random.Generator,
     dev: torch.device,
     amp_dtype: torch.dtype | None,
+    iteration: int,
 ) -> float:
-    """One optimiser step on a batch: log-mel, SpecAugment, MixUp, loss, update. Returns loss."""
+    """One optimiser step: log-mel, SpecAugment, MixUp, the objective's loss, update.
+
+    Args:
+        wave: (B, T) clips, or (B, V, T) augmented views of each clip (clar).
+        y: (B,) class indices, -1 for unlabelled clips.
+
+    Returns:
+        The loss value.
+    """
     wave, y = wave.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+    if wave.dim() == 3:  # views: view-major order, so rows [0, B) and [B, 2B) pair up
+        n_views = wave.shape[1]
+        wave = wave.transpose(0, 1).reshape(-1, wave.shape[-1])  # (B, V, T) -> (V*B, T)
+        y = y.repeat(n_views)
     with autocast(dev, amp_dtype):
         spec = model.spectrogram(wave)  # (B, T) -> (B, 1, frames, mels)
         if g.specaugment:
             spec = spec_augment(spec, g, rng)
+        target = None
         if g.mixup_alpha > 0:
             target = F.one_hot(y, model.n_classes).float()
             spec, target = mixup(spec, target, g.mixup_alpha, rng)
         if dev.type == "cuda":
             spec = spec.contiguous(memory_format=torch.channels_last)
-        logits = model.classify(spec)  # (B, 1, frames, mels) -> (B, C)
-        if g.mixup_alpha > 0:  # soft targets: binary cross-entropy, as in the paper
-            loss = F.binary_cross_entropy_with_logits(logits.float(), target)
-        else:
-            loss = F.cross_entropy(logits.float(), y)
+        loss = objective.loss(model, spec, y, target, iteration)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.step(optimizer)

@@ -30,6 +30,31 @@ def plot_learning_curve(history: pd.DataFrame, metric: str, path: Path) -> None:
     plt.close(fig)
 
 
+def plot_pretrain_curves(history: pd.DataFrame, path: Path) -> None:
+    """Contrastive loss, alignment/uniformity and (when monitored) kNN / probe UAR over time."""
+    probes = [c for c in ("knn_uar", "probe_uar", "knn_accuracy", "probe_accuracy")
+              if c in history.columns and history[c].notna().any()]
+    n_plots = 3 if probes else 2
+    fig, axes = plt.subplots(1, n_plots, figsize=(5 * n_plots, 4))
+    axes[0].plot(history["iteration"], history["loss"], marker="o")
+    axes[0].set(xlabel="iteration", ylabel="loss", title="Contrastive loss")
+    axes[1].plot(history["iteration"], history["alignment"], marker="o", label="alignment")
+    axes[1].plot(history["iteration"], history["uniformity"], marker="o", label="uniformity")
+    axes[1].set(xlabel="iteration", title="Alignment / uniformity (lower is better)")
+    axes[1].legend()
+    if probes:
+        for column in probes:
+            axes[2].plot(history["iteration"], history[column], marker="o", label=column)
+        axes[2].set(xlabel="iteration", title="Labelled-set monitoring")
+        axes[2].set_ylim(0, 1.02)
+        axes[2].legend()
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def plot_confusion(confusion: np.ndarray, classes: list[str], path: Path, title: str) -> None:
     """Row-normalised confusion matrix (recall on the diagonal) with counts in each cell."""
     cm = np.asarray(confusion, dtype=float)

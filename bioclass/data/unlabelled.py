@@ -1,0 +1,81 @@
+"""Unlabelled clips for semi-supervised training: windows cut from folders of field audio, and
+training clips whose labels are withheld (few-label experiments)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from bioclass.audio import AudioError, audio_info
+from bioclass.errors import BioclassError
+
+log = logging.getLogger(__name__)
+
+
+def unlabelled_windows(
+    inputs: list[str], clip_seconds: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Cut every file below `inputs` into non-overlapping clip-length windows.
+
+    Only headers are read here; windows are decoded on demand (seekable excerpts), so an archive
+    of any size costs a table row per window, not its audio in memory.
+
+    Returns:
+        (windows: file, start_time, end_time, group, split='train', label=None;
+         bad: file, error for files whose header cannot be read)
+    """
+    from bioclass.scan.inputs import collect_inputs
+
+    files = collect_inputs(inputs)
+    rows, bad = [], []
+    for path in files:
+        try:
+            info = audio_info(path)
+        except AudioError as exc:
+            bad.append({"file": str(path), "error": str(exc)})
+            continue
+        n = max(1, int(info.duration_seconds // clip_seconds))
+        starts = np.arange(n) * clip_seconds
+        for start in starts:
+            end = min(start + clip_seconds, info.duration_seconds)
+            rows.append((str(path), float(start), float(end)))
+    if not rows:
+        raise BioclassError(f"data.unlabelled: no readable audio in {', '.join(inputs)}")
+    table = pd.DataFrame(rows, columns=["file", "start_time", "end_time"])
+    table["group"] = table["file"]
+    table["split"] = "train"
+    table["label"] = None
+    return table, pd.DataFrame(bad, columns=["file", "error"])
+
+
+def withhold_labels(
+    table: pd.DataFrame, per_class: int | None, fraction: float, seed: int
+) -> np.ndarray:
+    """Which training rows keep their label: at most `per_class` and `fraction` of each class.
+
+    Chosen at random (seeded) within each class, at least one clip per class.
+
+    Returns:
+        (n,) bool mask over `table`'s rows.
+    """
+    rng = np.random.default_rng([seed, 11])
+    keep = np.zeros(len(table), dtype=bool)
+    labels = table["label"].to_numpy()
+    for label in sorted(set(labels)):
+        members = np.flatnonzero(labels == label)
+        n = max(1, int(round(len(members) * fraction)))
+        if per_class is not None:
+            n = min(n, per_class)
+        keep[rng.choice(members, size=min(n, len(members)), replace=False)] = True
+    return keep
+
+
+def mark_unlabelled(table: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
+    """A copy of `table` whose rows outside `keep` have no label (their true label is kept in
+    `withheld_label` for reporting)."""
+    out = table.copy()
+    out["withheld_label"] = np.where(keep, None, out["label"].to_numpy())
+    out.loc[~keep, "label"] = None
+    return out

@@ -1,0 +1,1 @@
+"""Self-supervised contrastive pretraining on unlabelled recordings (`bioclass pretrain`)."""
