@@ -205,10 +205,10 @@ def _fit(
 
     losses: list[float] = []
     iteration = start
-    started = time.perf_counter()
     if start == 0:  # the untrained encoder: the baseline pretraining must beat
         history.append(_monitor(encoder, probe, monitor_pairs, recipe, dev, 0, float("nan"), 0.0))
         console.print(_describe(history[-1]))
+    started = time.perf_counter()
     encoder.train()
     head.train()
     with graceful_interrupt() as stop, progress_bar() as progress:
@@ -324,7 +324,8 @@ def _monitor(
 
 
 def _describe(row: dict[str, Any]) -> str:
-    parts = [f"iteration {row['iteration']}: loss {row['loss']:.4f}",
+    loss = "-" if math.isnan(row["loss"]) else f"{row['loss']:.4f}"
+    parts = [f"iteration {row['iteration']}: loss {loss}",
              f"alignment {row['alignment']:.3f}", f"uniformity {row['uniformity']:.3f}"]
     for key in ("knn_accuracy", "knn_uar", "probe_accuracy", "probe_uar"):
         if row.get(key) is not None:

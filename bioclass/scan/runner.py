@@ -35,7 +35,7 @@ from bioclass.scan.journal import file_key, load_part, save_failure, save_result
 from bioclass.scan.stream import WindowPlan
 from bioclass.scan.thresholds import read_thresholds_csv, resolve_thresholds
 from bioclass.scan.timestamps import parse_timestamp
-from bioclass.training.device import pick_device
+from bioclass.training.device import cpu_has_native_bf16, pick_device
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +212,9 @@ def scan(
     device = pick_device(options.device)
     if options.precision == "amp" and device.type != "cuda":
         raise BioclassError("--precision amp needs a CUDA device; use bf16 on a CPU")
+    if options.precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+        log.warning("this CPU has no native bfloat16 (AVX512-BF16/AMX): bf16 is emulated and "
+                    "slower than fp32 here")
     for m in loaded.models:
         m.to(device)
         if device.type == "cuda":
