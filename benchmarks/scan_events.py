@@ -32,7 +32,7 @@ from bioclass.synthetic.dataset import make_long_recording
 
 def run_scan(files: list[Path], model: Path, out: Path, **options) -> tuple[pd.DataFrame, float]:
     started = time.perf_counter()
-    summary = scan(files, [model], ScanOptions(out=out, **options))
+    summary = scan(files, [model], ScanOptions(out=out, collect_events=True, **options))
     return summary.events, time.perf_counter() - started
 
 
@@ -77,7 +77,8 @@ def main() -> None:
     b = sub.add_parser("bird0")
     b.add_argument("--model", type=Path, required=True)
     b.add_argument("--clips", type=Path, required=True)
-    b.add_argument("--data", default="../shared/data/labelled/bengalese_finch_bird0")
+    b.add_argument("--data", default=str(Path(__file__).resolve().parents[1]
+                                         / "../shared/data/labelled/bengalese_finch_bird0"))
     b.add_argument("--hops", type=float, nargs="+", default=[0.05, 0.02])
     b.add_argument("--min-gap", type=float, default=0.0)
     args = parser.parse_args()

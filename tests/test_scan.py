@@ -249,3 +249,31 @@ def test_bad_scan_inputs(trained: Path, recordings: Path, tmp_path: Path, args, 
     assert code == 1
     assert expected in output
     assert "Traceback" not in output
+
+
+def test_workers_overlap_list_file_and_metadata(
+    trained: Path, recordings: Path, tmp_path: Path
+) -> None:
+    files = sorted(recordings.rglob("*.wav")) + sorted(recordings.rglob("*.WAV")) + sorted(
+        recordings.rglob("*.flac"))
+    listing = tmp_path / "files.txt"
+    listing.write_text("\n".join(str(f) for f in files) + "\n")
+    one, two = tmp_path / "one.csv", tmp_path / "two.csv"
+    code, output = scan("--from-list", listing, "--model", trained / "model.pt", "--out", one,
+                        "--overlap", "0.75", "--threshold", "0.2")
+    assert code == 0, output
+    code, output = scan("--from-list", listing, "--model", trained / "model.pt", "--out", two,
+                        "--hop", "0.25", "--threshold", "0.2", "--workers", "3", "--metadata",
+                        "--no-merge")
+    assert code == 0, output
+    manifest = json.loads((tmp_path / "one.manifest.json").read_text())
+    assert manifest["hop_seconds"] == 0.25 and manifest["files_scanned"] == 3
+    merged, windows = pd.read_csv(one), pd.read_csv(two)
+    assert {"model", "model_sha256", "hop_seconds", "bioclass_version"} <= set(windows.columns)
+    assert (windows["n_windows"] == 1).all() and len(windows) >= len(merged)
+    # Same windows, same thresholds: every window row lies inside an event of its label.
+    for row in windows.itertuples():
+        same = merged[(merged["file"] == row.file) & (merged["label"] == row.label)]
+        assert ((same["start_time"] <= row.start_time) & (same["end_time"] >= row.end_time)).any()
+    assert list(pd.unique(merged["file"])) == [str(f.resolve()) for f in files
+                                               if str(f.resolve()) in set(merged["file"])]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -203,6 +203,10 @@ def _scores_fast(
     return (total / len(models)).cpu().numpy().reshape(n_streams, n, -1)
 
 
+class ScanCancelled(Exception):
+    """Raised inside `score_file` when the caller asks it to stop (e.g. after Ctrl-C)."""
+
+
 def score_file(
     path: Path,
     models: list[Classifier],
@@ -213,6 +217,7 @@ def score_file(
     device: torch.device | str = "cpu",
     mode: str = "fast",
     precision: str = "fp32",
+    should_stop: Callable[[], bool] | None = None,
 ) -> FileScores:
     """Window scores of every stream of one recording (an ensemble's scores are averaged).
 
@@ -227,9 +232,11 @@ def score_file(
         device: torch device of the models.
         mode: 'fast' or 'exact' (see the module docstring).
         precision: 'fp32', 'bf16' or 'amp'.
+        should_stop: polled between blocks; when it returns True the file is abandoned.
 
     Raises:
         AudioError: the file cannot be decoded at all.
+        ScanCancelled: `should_stop` asked to stop.
     """
     device = torch.device(device)
     if mode not in ("fast", "exact"):
@@ -241,12 +248,14 @@ def score_file(
         chunks: list[np.ndarray] = []
         if mode == "exact" or single:
             for _, audio in prefetch(_exact_batches(reader, plan, batch_size)):
+                _check(should_stop)
                 chunks.append(_scores_exact(models, audio, activation, device, precision))
         else:
             grids = [FeatureGrid.of(m, plan) for m in models]
             # Blocks are cut on the coarsest grid; each model rounds to its own grid within.
             grid = max(grids, key=lambda g: g.samples_per_feature)
             for k0, n, first, audio in prefetch(_fast_blocks(reader, plan, grid, batch_size)):
+                _check(should_stop)
                 local = (k0 + np.arange(n)) * plan.hop_samples - first * grid.samples_per_feature
                 chunks.append(_scores_fast(models, grids, audio, local, activation, device,
                                            precision))
@@ -265,6 +274,11 @@ def score_file(
         ],
         note=note,
     )
+
+
+def _check(should_stop: Callable[[], bool] | None) -> None:
+    if should_stop is not None and should_stop():
+        raise ScanCancelled
 
 
 def _damage_note(reader: RecordingReader) -> str | None:

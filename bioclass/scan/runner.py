@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import platform
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -246,7 +247,7 @@ def scan(
             result = score_file(
                 path, loaded.models, loaded.activation, plan, channels=options.channels,
                 batch_size=options.batch_size, device=device, mode=options.mode,
-                precision=options.precision,
+                precision=options.precision, should_stop=cancel.is_set,
             )
         except AudioError as exc:
             save_failure(parts, key, path, str(exc))
@@ -256,6 +257,7 @@ def scan(
 
     summary = ScanSummary(n_files=len(files))
     outcomes: list[FileOutcome] = []
+    cancel = threading.Event()  # set on Ctrl-C: files in flight stop at their next block
     # Keep `workers` files in flight; results are consumed (and reported) in input order.
     n_workers = max(1, options.workers)
     queue, in_flight = iter(files), deque()
@@ -271,12 +273,14 @@ def scan(
                 _count(outcome, summary)
                 if on_file is not None:
                     on_file(outcome.path, outcome.duration_s)
+        except BaseException:
+            cancel.set()
+            raise
         finally:
             for future in in_flight:
                 future.cancel()
     summary.stopped_early = len(outcomes) < len(files)
-    _write_outputs(outcomes, loaded, thresholds, plan, options, paths, summary, device,
-                   parts)
+    _write_outputs(outcomes, loaded, thresholds, plan, options, paths, summary, parts)
     summary.wall_seconds = time.perf_counter() - started
     _write_manifest(loaded, thresholds, plan, options, paths, summary, device)
     return summary
@@ -331,7 +335,6 @@ def _write_outputs(
     options: ScanOptions,
     paths: dict[str, Path],
     summary: ScanSummary,
-    device: torch.device,
     parts: Path,
 ) -> None:
     """Assemble every output from the stored parts, file by file, in input order."""
