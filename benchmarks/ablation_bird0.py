@@ -6,7 +6,7 @@ file (train 60 % / devel 20 % / test 20 %). Each setting trains CNN10 with the s
 iterations; the best checkpoint is chosen by devel UAR, and UAR / mAP are reported on the test
 files. The last row adds the EMA of weights to the full recipe (the paper's "w/o EMA" pair).
 
-    python benchmarks/ablation_bird0.py --data ../shared/data/labelled/bengalese_finch_bird0
+    python benchmarks/ablation_bird0.py [--train-songs 8 --out runs/ablation_bird0_8songs]
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import argparse
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from bird0 import CLIP_SECONDS, cut_clips
 
@@ -58,10 +59,16 @@ def main() -> None:
     parser.add_argument("--model", default="cnn10")
     parser.add_argument("--iterations", type=int, default=800)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train-songs", type=int,
+                        help="keep only this many training songs (a low-data variant)")
     args = parser.parse_args()
 
     args.out.mkdir(parents=True, exist_ok=True)
     table = cut_clips(args.data.resolve(), args.seed)
+    if args.train_songs:
+        songs = sorted(table.loc[table["split"] == "train", "group"].unique())
+        keep = set(np.random.default_rng(args.seed).permutation(songs)[: args.train_songs])
+        table = table[(table["split"] != "train") | table["group"].isin(keep)]
     csv = args.out / "clips.csv"
     table.to_csv(csv, index=False)
     counts = table.groupby(["split", "label"]).size().unstack(0)

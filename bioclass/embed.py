@@ -22,7 +22,7 @@ from bioclass.audio import AudioError
 from bioclass.checkpoint import load_model
 from bioclass.errors import BioclassError
 from bioclass.scan import writers
-from bioclass.scan.infer import EMBEDDING, score_file
+from bioclass.scan.infer import EMBEDDING, prepare_for_inference, score_file
 from bioclass.scan.stream import WindowPlan
 from bioclass.training.device import pick_device
 
@@ -79,7 +79,7 @@ def embed(
     writers.check_scores_path(out)
     model, ckpt = load_model(model_path)
     dev = pick_device(device)
-    model.to(dev)
+    prepare_for_inference(model, dev)
     window = window_seconds if window_seconds is not None else checkpoint_window(ckpt)
     if window <= 0:
         raise BioclassError(f"--window must be positive, got {window:g}")

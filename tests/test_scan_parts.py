@@ -297,3 +297,26 @@ def test_damaged_file_is_scanned_up_to_the_damage_and_reported(
     assert "decoding failed" in manifest["files_damaged"][0]["note"]
     assert 4.0 < pd.read_csv(out)["end_time"].max() < 7.0
     assert "decoding failed" in output
+
+
+def test_prefetch_passes_items_errors_and_early_exit() -> None:
+    import threading
+
+    from bioclass.scan.stream import prefetch
+
+    assert list(prefetch(iter(range(10)), depth=2)) == list(range(10))
+
+    def failing():
+        yield 1
+        raise ValueError("damaged block")
+
+    got = []
+    with pytest.raises(ValueError, match="damaged block"):
+        for item in prefetch(failing()):
+            got.append(item)
+    assert got == [1]
+    before = threading.active_count()
+    for item in prefetch(iter(range(1000)), depth=2):
+        if item == 3:
+            break  # the producer must not be left blocked on a full queue
+    assert threading.active_count() <= before

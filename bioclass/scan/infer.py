@@ -25,11 +25,14 @@ from bioclass.audio import AudioError
 from bioclass.errors import BioclassError
 from bioclass.evaluation.predict import activate
 from bioclass.models import Classifier
+from bioclass.models.fusion import fuse_conv_bn
 from bioclass.scan.stream import RecordingReader, WindowPlan, prefetch
 
 # Input frames of real audio kept on each side of a fast-mode block, so windows at block edges
 # see the same context as windows in the middle (about the trunk's receptive-field half-width).
 CONTEXT_FRAMES = 48
+# Where convolutions run faster on channels-last tensors (measured ~1.3x for CNN10 on a CPU).
+CHANNELS_LAST_DEVICES = ("cpu", "cuda")
 EMBEDDING = "embedding"  # pseudo-activation: return the embedding h instead of class scores
 
 
@@ -50,6 +53,16 @@ class FileScores:
 
     streams: list[StreamScores]
     note: str | None = None  # e.g. truncated: decoding stopped before the announced length
+
+
+def prepare_for_inference(model: Classifier, device: torch.device) -> Classifier:
+    """Eval mode, BatchNorms folded into convolutions, channels-last, on `device` (in place)."""
+    model.eval()
+    fuse_conv_bn(model)
+    model.to(device)
+    if device.type in CHANNELS_LAST_DEVICES:
+        model.to(memory_format=torch.channels_last)
+    return model
 
 
 def _finish(out: torch.Tensor, activation: str) -> torch.Tensor:
@@ -154,7 +167,7 @@ def _scores_exact(
     for model in models:
         with inference_context(device, precision):
             spec = model.spectrogram(wave)  # (S*K, window) -> (S*K, 1, frames, mels)
-            if device.type == "cuda":
+            if device.type in CHANNELS_LAST_DEVICES:
                 spec = spec.contiguous(memory_format=torch.channels_last)
             # (S*K, 1, frames, mels) -> (S*K, D) embeddings, or (S*K, C) logits
             embedding = activation == EMBEDDING
@@ -182,7 +195,7 @@ def _scores_fast(
         with inference_context(device, precision):
             spec = model.spectrogram(wave)  # (S, span) -> (S, 1, frames, mels)
             spec = spec[:, :, : n_feat * model.time_stride]  # whole feature frames only
-            if device.type == "cuda":
+            if device.type in CHANNELS_LAST_DEVICES:
                 spec = spec.contiguous(memory_format=torch.channels_last)
             feat = model.features(spec)  # (S, 1, F, M) -> (S, C, F', M')
             over_time = feat.mean(dim=3)  # (S, C, F', M') -> (S, C, F')
@@ -223,7 +236,8 @@ def score_file(
 
     Args:
         path: any file libsndfile decodes.
-        models: classifiers in eval mode on `device`, all trained on `plan.sample_rate`.
+        models: classifiers in eval mode on `device`, all trained on `plan.sample_rate`
+            (prepared with `prepare_for_inference` for speed).
         activation: 'softmax' or 'sigmoid', as the models were trained; 'embedding' returns
             each window's embedding h (`bioclass embed`) instead of class scores.
         plan: window length and hop.

@@ -31,7 +31,7 @@ from bioclass.errors import BioclassError
 from bioclass.models import Classifier
 from bioclass.scan import events as ev
 from bioclass.scan import writers
-from bioclass.scan.infer import FileScores, score_file
+from bioclass.scan.infer import FileScores, prepare_for_inference, score_file
 from bioclass.scan.journal import file_key, load_part, save_failure, save_result
 from bioclass.scan.stream import WindowPlan
 from bioclass.scan.thresholds import read_thresholds_csv, resolve_thresholds
@@ -159,6 +159,7 @@ def _score_params(
     # Everything that changes the stored scores; nothing that is applied afterwards.
     return {
         "models": loaded.hashes,
+        "bioclass": __version__,  # inference code can change scores in the last digits
         "sample_rate": plan.sample_rate,
         "window_samples": plan.window_samples,
         "hop_samples": plan.hop_samples,
@@ -217,9 +218,7 @@ def scan(
         log.warning("this CPU has no native bfloat16 (AVX512-BF16/AMX): bf16 is emulated and "
                     "slower than fp32 here")
     for m in loaded.models:
-        m.to(device)
-        if device.type == "cuda":
-            m.to(memory_format=torch.channels_last)
+        prepare_for_inference(m, device)
     hop = options.hop_seconds if options.hop_seconds is not None else loaded.window_seconds / 2
     plan = WindowPlan.from_seconds(loaded.sample_rate, loaded.window_seconds, hop)
     thresholds = scan_thresholds(loaded, options)
