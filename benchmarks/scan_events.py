@@ -43,10 +43,11 @@ def synthetic(args: argparse.Namespace) -> None:
                                     8000, n_calls=args.minutes * 8)
         truth["file"] = str(path)
         for hop in args.hops:
-            events, wall = run_scan([path], args.model, Path(tmp) / "det.csv", hop_seconds=hop,
-                                    min_gap_s=args.min_gap)
-            print(f"\nsynthetic {args.minutes} min, hop {hop} s, {wall:.1f} s wall")
-            print(event_scores(events, truth).to_markdown(index=False, floatfmt=".2f"))
+            for mode in args.modes:
+                events, wall = run_scan([path], args.model, Path(tmp) / f"{mode}.csv",
+                                        hop_seconds=hop, min_gap_s=args.min_gap, mode=mode)
+                print(f"\nsynthetic {args.minutes} min, hop {hop} s, {mode}, {wall:.1f} s wall")
+                print(event_scores(events, truth).to_markdown(index=False, floatfmt=".2f"))
 
 
 def bird0(args: argparse.Namespace) -> None:
@@ -57,12 +58,13 @@ def bird0(args: argparse.Namespace) -> None:
     truth = syllables[syllables["file"].isin(names)].copy()
     with tempfile.TemporaryDirectory() as tmp:
         for hop in args.hops:
-            events, wall = run_scan([Path(f) for f in test_files], args.model,
-                                    Path(tmp) / "det.csv", hop_seconds=hop,
-                                    min_gap_s=args.min_gap)
-            print(f"\nBird0: {len(test_files)} held-out songs, {len(truth)} syllables, "
-                  f"hop {hop} s, {wall:.1f} s wall")
-            print(event_scores(events, truth).to_markdown(index=False, floatfmt=".2f"))
+            for mode in args.modes:
+                events, wall = run_scan([Path(f) for f in test_files], args.model,
+                                        Path(tmp) / f"{mode}.csv", hop_seconds=hop,
+                                        min_gap_s=args.min_gap, mode=mode)
+                print(f"\nBird0: {len(test_files)} held-out songs, {len(truth)} syllables, "
+                      f"hop {hop} s, {mode}, {wall:.1f} s wall")
+                print(event_scores(events, truth).to_markdown(index=False, floatfmt=".2f"))
 
 
 def main() -> None:
@@ -74,6 +76,7 @@ def main() -> None:
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--hops", type=float, nargs="+", default=[0.75, 0.375])
     s.add_argument("--min-gap", type=float, default=0.0)
+    s.add_argument("--modes", nargs="+", default=["fast", "exact"])
     b = sub.add_parser("bird0")
     b.add_argument("--model", type=Path, required=True)
     b.add_argument("--clips", type=Path, required=True)
@@ -81,6 +84,7 @@ def main() -> None:
                                          / "../shared/data/labelled/bengalese_finch_bird0"))
     b.add_argument("--hops", type=float, nargs="+", default=[0.05, 0.02])
     b.add_argument("--min-gap", type=float, default=0.0)
+    b.add_argument("--modes", nargs="+", default=["fast", "exact"])
     args = parser.parse_args()
     synthetic(args) if args.which == "synthetic" else bird0(args)
 

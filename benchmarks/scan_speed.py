@@ -90,7 +90,7 @@ def agreement(trained: Path, recording: Path, hop_s: float) -> pd.DataFrame:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         minute = Path(tmp) / "minute.wav"
-        audio, file_rate = sf.read(recording, dtype="float32", frames=None)
+        audio, file_rate = sf.read(recording, dtype="float32")
         sf.write(minute, audio[: 60 * file_rate], file_rate, subtype="FLOAT")
         for path, what, mode, precision in ((recording, "whole file", "fast", "fp32"),
                                             (minute, "first minute", "exact", "bf16"),

@@ -193,7 +193,8 @@ def _channels(value: str) -> str | int:
               help="Files decoded and scored in parallel.")
 @click.option("--device", type=DEVICES, default="auto", show_default=True)
 @click.option("--mode", type=click.Choice(["fast", "exact"]), default="fast", show_default=True,
-              help="fast: trunk once per block, windows pooled from it; exact: every window alone.")
+              help="fast: trunk once per block, windows pooled from it (exact when windows are too "
+                   "short for it); exact: every window alone.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "amp"]), default="fp32",
               show_default=True, help="bf16 on CPUs that support it; amp = autocast on CUDA.")
 @click.option("--threshold", type=click.FloatRange(0, 1),

@@ -268,6 +268,8 @@ def test_workers_overlap_list_file_and_metadata(
     assert code == 0, output
     manifest = json.loads((tmp_path / "one.manifest.json").read_text())
     assert manifest["hop_seconds"] == 0.25 and manifest["files_scanned"] == 3
+    # A 0.25 s hop is finer than the trunk's 0.32 s feature step: fast mode falls back to exact.
+    assert manifest["mode"] == "exact" and "scanning in exact mode" in output
     merged, windows = pd.read_csv(one), pd.read_csv(two)
     assert {"model", "model_sha256", "hop_seconds", "bioclass_version"} <= set(windows.columns)
     assert (windows["n_windows"] == 1).all() and len(windows) >= len(merged)

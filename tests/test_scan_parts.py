@@ -143,6 +143,19 @@ def test_fast_mode_is_close_to_exact_on_long_audio(trained: Path, tmp_path: Path
     assert np.mean(a.argmax(1) == b.argmax(1)) > 0.9
 
 
+def test_fast_mode_refuses_windows_too_short_for_the_trunk() -> None:
+    from bioclass.models import FrontendConfig, create_model
+    from bioclass.scan.infer import fast_mode_problem
+
+    # CNN10 at hop 160 / 16 kHz steps 0.16 s per feature frame.
+    model = create_model("cnn10", 3, FrontendConfig(sample_rate=16000, hop_length=160))
+    assert fast_mode_problem([model], WindowPlan.from_seconds(16000, 3.0, 1.5)) is None
+    short = fast_mode_problem([model], WindowPlan.from_seconds(16000, 0.2, 0.2))
+    assert short is not None and "0.2 s window" in short
+    fine_hop = fast_mode_problem([model], WindowPlan.from_seconds(16000, 3.0, 0.1))
+    assert fine_hop is not None and "hop (0.1 s)" in fine_hop
+
+
 # --- events ----------------------------------------------------------------------------------
 
 

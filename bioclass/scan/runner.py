@@ -7,6 +7,7 @@ produces exactly what an uninterrupted one would.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import platform
@@ -31,7 +32,12 @@ from bioclass.errors import BioclassError
 from bioclass.models import Classifier
 from bioclass.scan import events as ev
 from bioclass.scan import writers
-from bioclass.scan.infer import FileScores, prepare_for_inference, score_file
+from bioclass.scan.infer import (
+    FileScores,
+    fast_mode_problem,
+    prepare_for_inference,
+    score_file,
+)
 from bioclass.scan.journal import file_key, load_part, save_failure, save_result
 from bioclass.scan.stream import WindowPlan
 from bioclass.scan.thresholds import read_thresholds_csv, resolve_thresholds
@@ -221,6 +227,9 @@ def scan(
         prepare_for_inference(m, device)
     hop = options.hop_seconds if options.hop_seconds is not None else loaded.window_seconds / 2
     plan = WindowPlan.from_seconds(loaded.sample_rate, loaded.window_seconds, hop)
+    if options.mode == "fast" and (problem := fast_mode_problem(loaded.models, plan)):
+        log.warning("%s: fast mode would blur windows, scanning in exact mode", problem)
+        options = dataclasses.replace(options, mode="exact")
     thresholds = scan_thresholds(loaded, options)
     paths = writers.output_paths(options.out)
     parts = paths["parts"]
