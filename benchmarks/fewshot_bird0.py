@@ -111,12 +111,17 @@ def main() -> None:
     clips[clips["split"] == "devel"].drop(columns="split").to_csv(args.out / "clips_devel.csv",
                                                                    index=False)
     encoder = pretrain_encoder(args, clips, args.out / f"pretrain_{args.sampling}")
+    # Finished runs are kept in results.csv, so an interrupted benchmark goes on where it stopped.
+    done = args.out / "results.csv"
+    earlier = pd.read_csv(done).to_dict("records") if done.is_file() else []
     results = []
     for per_class in args.labels:
         for name, pretrained, loss, frozen in SETTINGS:
             tag = f"{per_class}_{name.replace(', ', '_').replace(' ', '-')}"
-            results.append(run(args, csv, name, loss, encoder if pretrained else None, frozen,
-                               per_class, args.out / tag))
+            kept = [r for r in earlier if (r["labels/class"], r["setting"]) == (per_class, name)]
+            results.append(kept[0] if kept else run(
+                args, csv, name, loss, encoder if pretrained else None, frozen, per_class,
+                args.out / tag))
             print(results[-1], flush=True)
             pd.DataFrame(results).to_csv(args.out / "results.csv", index=False)
     table = pd.DataFrame(results)

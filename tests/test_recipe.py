@@ -344,3 +344,37 @@ def test_dump_recipe_reloads_to_same_recipe(tmp_path):
     again = load_recipe(write(tmp_path / "other" / "place", text, "resolved.yaml"))
     assert again == recipe
     assert again.data.root == str((tmp_path / "clips").resolve())
+
+
+# --- the bundled recipes -----------------------------------------------------------------------
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+
+
+@pytest.mark.parametrize("path", sorted(RECIPES.glob("*.yaml")), ids=lambda p: p.name)
+def test_bundled_recipes_load_and_round_trip(path: Path) -> None:
+    recipe = load_recipe(path)
+    assert recipe_from_dict(recipe_to_dict(recipe)) == recipe
+
+
+def test_primates_recipe_is_the_papers_cnn10_16k_setup() -> None:
+    r = load_recipe(RECIPES / "primates.yaml")
+    assert (r.audio.sample_rate, r.audio.clip_seconds, r.audio.n_mels) == (16000, 3.0, 64)
+    assert (r.audio.n_fft, r.audio.hop_length) == (1024, 320)
+    assert r.model.name == "cnn10"
+    assert (r.train.batch_size, r.train.lr, r.train.iterations) == (32, 1e-3, 60000)
+    assert (r.train.ema_decay, r.train.ema_start) == (0.995, 15000)
+    assert 0 < r.augment.mixup_alpha < 1 and r.augment.specaugment
+    assert (r.augment.time_width, r.augment.freq_width) == (16, 8)
+    assert r.data.balanced and r.train.metric == "uar"
+    assert r.data.labels_csv.endswith("ComParE2021_PRS/lab/labels.csv")
+    assert "background" in r.data.classes
+
+
+def test_simclr_recipe_has_fonsecas_settings() -> None:
+    r = load_recipe(RECIPES / "pretrain_simclr.yaml")
+    p = r.pretrain
+    assert (p.sampling, p.mixback_alpha, p.temperature, p.loss) == ("random", 0.05, 0.2, "ntxent")
+    assert r.train.batch_size == 128 and p.acl_alpha == 0.3
+    # about 1 s = 101 frames of 10 ms
+    assert r.audio.hop_length == 160 and round(p.patch_seconds * 16000 / 160) == 101
