@@ -22,7 +22,7 @@ from bioclass.audio import AudioError
 from bioclass.checkpoint import load_model
 from bioclass.errors import BioclassError
 from bioclass.scan import writers
-from bioclass.scan.infer import EMBEDDING, prepare_for_inference, score_file
+from bioclass.scan.infer import EMBEDDING, prepare_for_inference, resolve_mode, score_file
 from bioclass.scan.stream import WindowPlan
 from bioclass.training.device import pick_device
 
@@ -85,6 +85,7 @@ def embed(
         raise BioclassError(f"--window must be positive, got {window:g}")
     hop = hop_seconds if hop_seconds is not None else window
     plan = WindowPlan.from_seconds(model.frontend.config.sample_rate, window, hop)
+    mode = resolve_mode(mode, [model], plan)
     columns = [f"e{i:03d}" for i in range(model.embed_dim)]
     summary = EmbedSummary(n_files=len(files), dim=model.embed_dim, window_seconds=window,
                            hop_seconds=plan.hop_samples / plan.sample_rate)

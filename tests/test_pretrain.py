@@ -175,6 +175,20 @@ def test_encoder_feeds_train_embed_and_is_refused_by_scan(
     assert code == 1 and "is an encoder without classes" in output
 
 
+
+def test_embed_fast_mode_falls_back_to_exact_for_short_windows(
+    pretrained: Path, archive: Path, tmp_path: Path
+) -> None:
+    # CNN6 at 8 kHz, hop 160 steps 0.32 s per feature frame: a 0.5 s window spans under 2.
+    exact, fast = tmp_path / "exact.parquet", tmp_path / "fast.parquet"
+    code, output = run_cli("embed", pretrained / "encoder.pt", archive, "--out", exact)
+    assert code == 0, output
+    code, output = run_cli("embed", pretrained / "encoder.pt", archive, "--out", fast,
+                           "--mode", "fast")
+    assert code == 0, output
+    assert "scanning in exact mode" in output
+    pd.testing.assert_frame_equal(pd.read_parquet(fast), pd.read_parquet(exact))
+
 def test_pretrain_needs_audio(dataset: Path, tmp_path: Path) -> None:
     recipe = tmp_path / "r.yaml"
     recipe.write_text(RECIPE.format(csv=dataset / "labels.csv", loss="ntxent"))

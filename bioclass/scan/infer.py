@@ -13,6 +13,7 @@ fast: the convolutional trunk runs once over a block of many windows and each wi
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from bioclass.evaluation.predict import activate
 from bioclass.models import Classifier
 from bioclass.models.fusion import fuse_conv_bn
 from bioclass.scan.stream import RecordingReader, WindowPlan, prefetch
+
+log = logging.getLogger(__name__)
 
 # Input frames of real audio kept on each side of a fast-mode block, so windows at block edges
 # see the same context as windows in the middle (about the trunk's receptive-field half-width).
@@ -159,6 +162,14 @@ def fast_mode_problem(models: list[Classifier], plan: WindowPlan) -> str | None:
             return (f"the hop ({plan.hop_samples / plan.sample_rate:.3g} s) is finer than the "
                     f"trunk's feature step ({step:.3g} s)")
     return None
+
+
+def resolve_mode(mode: str, models: list[Classifier], plan: WindowPlan) -> str:
+    """The mode to scan in: 'fast' becomes 'exact', with a warning, where it would blur windows."""
+    if mode == "fast" and (problem := fast_mode_problem(models, plan)):
+        log.warning("%s: fast mode would blur windows, scanning in exact mode", problem)
+        return "exact"
+    return mode
 
 
 def _fast_blocks(

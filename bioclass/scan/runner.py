@@ -7,7 +7,6 @@ produces exactly what an uninterrupted one would.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import platform
@@ -16,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -34,8 +33,8 @@ from bioclass.scan import events as ev
 from bioclass.scan import writers
 from bioclass.scan.infer import (
     FileScores,
-    fast_mode_problem,
     prepare_for_inference,
+    resolve_mode,
     score_file,
 )
 from bioclass.scan.journal import file_key, load_part, save_failure, save_result
@@ -227,9 +226,7 @@ def scan(
         prepare_for_inference(m, device)
     hop = options.hop_seconds if options.hop_seconds is not None else loaded.window_seconds / 2
     plan = WindowPlan.from_seconds(loaded.sample_rate, loaded.window_seconds, hop)
-    if options.mode == "fast" and (problem := fast_mode_problem(loaded.models, plan)):
-        log.warning("%s: fast mode would blur windows, scanning in exact mode", problem)
-        options = dataclasses.replace(options, mode="exact")
+    options = replace(options, mode=resolve_mode(options.mode, loaded.models, plan))
     thresholds = scan_thresholds(loaded, options)
     paths = writers.output_paths(options.out)
     parts = paths["parts"]
