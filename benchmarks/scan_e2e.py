@@ -72,7 +72,7 @@ def run_scan(args: list[str]) -> tuple[float, float, str]:
 
 def time_split(files: list[Path], model: Path, hop: float) -> dict[str, float]:
     """In-process scan with the model calls timed: how much of the wall time is the model."""
-    import bioclass.scan.infer as infer
+    import bioclass.inference.score as infer
     from bioclass.scan.runner import ScanOptions, scan
 
     inside = {"s": 0.0}
@@ -94,7 +94,7 @@ def time_split(files: list[Path], model: Path, hop: float) -> dict[str, float]:
     finally:
         infer._scores_fast = real
     # Decoding + resampling alone, for reference (it overlaps the model in a scan).
-    from bioclass.scan.stream import RecordingReader
+    from bioclass.inference.stream import RecordingReader
 
     t0 = time.perf_counter()
     for f in files:

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from bioclass.evaluation.truth import event_scores
 from bioclass.scan.runner import ScanOptions, scan
-from bioclass.scan.truth import event_scores
 from bioclass.synthetic.dataset import make_long_recording
 
 

@@ -32,11 +32,11 @@ import soundfile as sf
 import torch
 
 from bioclass.checkpoint import load_classifier
+from bioclass.inference.score import prepare_for_inference, score_file
+from bioclass.inference.stream import WindowPlan
 from bioclass.models import FrontendConfig, create_model
-from bioclass.scan.infer import prepare_for_inference, score_file
-from bioclass.scan.stream import WindowPlan
+from bioclass.runtime.precision import cpu_has_native_bf16
 from bioclass.synthetic.dataset import make_long_recording
-from bioclass.training.device import cpu_has_native_bf16
 
 RATE, WINDOW, BATCH = 16000, 3.0, 64
 

@@ -7,15 +7,14 @@ bioclass version and a format number. Never pickled objects: users share these f
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from bioclass import __version__
-from bioclass.errors import BioclassError
+from bioclass.core.atomic import atomic_file
+from bioclass.core.errors import BioclassError
 from bioclass.models import Classifier, FrontendConfig, create_model
 
 FORMAT = 1
@@ -26,20 +25,9 @@ class CheckpointError(BioclassError):
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
-    """torch.save to a temporary file in the same folder, then rename over `path`.
-
-    A crash mid-write leaves the previous file intact instead of a truncated one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """torch.save through the atomic writer: a crash mid-write keeps the previous file."""
+    with atomic_file(path, binary=True) as f:
+        torch.save(obj, f)
 
 
 def model_checkpoint(

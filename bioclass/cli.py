@@ -13,8 +13,8 @@ from typing import Any
 import click
 
 from bioclass import __version__
-from bioclass.console import console, setup_logging
-from bioclass.errors import BioclassError
+from bioclass.core.console import console, setup_logging
+from bioclass.core.errors import BioclassError
 
 DEVICES = click.Choice(["auto", "cpu", "cuda", "mps"], case_sensitive=False)
 FORMATS_CHOICE = ["csv", "raven", "audacity"]
@@ -119,7 +119,7 @@ def evaluate(
 ) -> None:
     """Score MODEL (a checkpoint) on labelled DATA (class folders or a labels CSV)."""
     from bioclass.evaluation.evaluate import evaluate_model
-    from bioclass.training.report import print_metrics
+    from bioclass.evaluation.report import print_metrics
 
     metrics, per_clip, bad = evaluate_model(model, data, split, batch_size, device)
     if len(bad):
@@ -226,7 +226,7 @@ def scan(inputs: tuple[str, ...], models: tuple[Path, ...], out: Path, list_file
          formats: tuple[str, ...], scores_path: Path | None, max_failures: int | None,
          metadata: bool, truth: Path | None) -> None:
     """Tag long recordings (files, folders, globs) with species labels."""
-    from bioclass.scan.inputs import collect_inputs
+    from bioclass.audio.discover import collect_inputs
     from bioclass.scan.report import print_scan_report
     from bioclass.scan.runner import ScanOptions, load_window_seconds
     from bioclass.scan.runner import scan as run_scan
@@ -244,7 +244,7 @@ def scan(inputs: tuple[str, ...], models: tuple[Path, ...], out: Path, list_file
         scores_path=scores_path, max_failures=max_failures, metadata=metadata,
         collect_events=truth is not None,
     )
-    from bioclass.console import progress_bar
+    from bioclass.core.console import progress_bar
 
     with progress_bar() as progress:
         task = progress.add_task("scanning", total=len(files), info="")
@@ -319,9 +319,9 @@ def embed(model: Path, inputs: tuple[str, ...], out: Path, list_file: Path | Non
           mode: str, precision: str) -> None:
     """Per-window embeddings of recordings (INPUTS: files, folders, globs) from MODEL, a
     classifier or a pretrained encoder."""
-    from bioclass.console import progress_bar
+    from bioclass.audio.discover import collect_inputs
+    from bioclass.core.console import progress_bar
     from bioclass.embed import embed as run_embed
-    from bioclass.scan.inputs import collect_inputs
 
     files = collect_inputs(inputs, list_file)
     with progress_bar() as progress:

@@ -20,11 +20,13 @@ import pandas as pd
 
 from bioclass.audio import AudioError
 from bioclass.checkpoint import load_model
-from bioclass.errors import BioclassError
-from bioclass.scan import writers
-from bioclass.scan.infer import EMBEDDING, prepare_for_inference, resolve_mode, score_file
-from bioclass.scan.stream import WindowPlan
-from bioclass.training.device import pick_device
+from bioclass.core.atomic import atomic_write_text
+from bioclass.core.errors import BioclassError
+from bioclass.inference.score import EMBEDDING, prepare_for_inference, resolve_mode, score_file
+from bioclass.inference.stream import WindowPlan
+from bioclass.outputs import writers
+from bioclass.runtime.device import pick_device
+from bioclass.runtime.precision import check_inference_precision
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,7 @@ def embed(
     writers.check_scores_path(out)
     model, ckpt = load_model(model_path)
     dev = pick_device(device)
+    check_inference_precision(dev, precision)
     prepare_for_inference(model, dev)
     window = window_seconds if window_seconds is not None else checkpoint_window(ckpt)
     if window <= 0:
@@ -123,7 +126,7 @@ def embed(
     summary.outputs["embeddings"] = str(out)
     failed_path = writers.output_paths(out)["failed"]
     failed = pd.DataFrame(summary.failed, columns=["file", "error"])
-    writers.atomic_write_text(failed_path, failed.to_csv(index=False, lineterminator="\n"))
+    atomic_write_text(failed_path, failed.to_csv(index=False, lineterminator="\n"))
     summary.outputs["failed"] = str(failed_path)
     summary.wall_seconds = time.perf_counter() - started
     return summary

@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from bioclass.audio import AUDIO_EXTENSIONS, AudioError, audio_info, fit_length, read_audio
-from bioclass.errors import BioclassError
+from bioclass.core.errors import BioclassError
 
 SR = 16000
 

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import torch
 
+from bioclass.core.errors import BioclassError
 from bioclass.data.clips import ClipDataset, ClipSpec
 from bioclass.data.duplicates import find_duplicates
 from bioclass.data.labels import (
@@ -27,7 +28,6 @@ from bioclass.data.labels import (
 from bioclass.data.prepare import assign_splits, prepare_data
 from bioclass.data.sampler import BatchSampler
 from bioclass.data.split import grouped_split
-from bioclass.errors import BioclassError
 from bioclass.recipe import recipe_from_dict
 
 SR = 8000

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from bioclass.errors import BioclassError
+from bioclass.core.errors import BioclassError
 from bioclass.models.frontend import (
     FrontendConfig,
     LogMel,

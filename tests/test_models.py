@@ -7,7 +7,7 @@ import functools
 import pytest
 import torch
 
-from bioclass.errors import BioclassError
+from bioclass.core.errors import BioclassError
 from bioclass.models import (
     MODEL_NAMES,
     Classifier,

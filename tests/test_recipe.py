@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bioclass.errors import BioclassError
+from bioclass.core.errors import BioclassError
 from bioclass.recipe import (
     Recipe,
     RecipeError,

@@ -15,13 +15,13 @@ import soundfile as sf
 from helpers import run_cli
 
 from bioclass.audio import read_audio
-from bioclass.errors import BioclassError
+from bioclass.audio.discover import collect_inputs
+from bioclass.core.errors import BioclassError
+from bioclass.evaluation.thresholds import fit_thresholds, read_thresholds_csv, resolve_thresholds
+from bioclass.inference.stream import RecordingReader, WindowPlan
+from bioclass.outputs import writers
+from bioclass.outputs.timestamps import parse_timestamp
 from bioclass.scan import events as ev
-from bioclass.scan import writers
-from bioclass.scan.inputs import collect_inputs
-from bioclass.scan.stream import RecordingReader, WindowPlan
-from bioclass.scan.thresholds import fit_thresholds, read_thresholds_csv, resolve_thresholds
-from bioclass.scan.timestamps import parse_timestamp
 
 # --- streaming -------------------------------------------------------------------------------
 
@@ -126,7 +126,7 @@ def test_scanning_a_clip_gives_evaluate_scores(
 
 def test_fast_mode_is_close_to_exact_on_long_audio(trained: Path, tmp_path: Path) -> None:
     from bioclass.checkpoint import load_model
-    from bioclass.scan.infer import score_file
+    from bioclass.inference.score import score_file
     from bioclass.synthetic.dataset import make_long_recording
 
     path = tmp_path / "rec.wav"
@@ -144,8 +144,8 @@ def test_fast_mode_is_close_to_exact_on_long_audio(trained: Path, tmp_path: Path
 
 
 def test_fast_mode_refuses_windows_too_short_for_the_trunk() -> None:
+    from bioclass.inference.score import fast_mode_problem
     from bioclass.models import FrontendConfig, create_model
-    from bioclass.scan.infer import fast_mode_problem
 
     # CNN10 at hop 160 / 16 kHz steps 0.16 s per feature frame.
     model = create_model("cnn10", 3, FrontendConfig(sample_rate=16000, hop_length=160))
@@ -315,7 +315,7 @@ def test_damaged_file_is_scanned_up_to_the_damage_and_reported(
 def test_prefetch_passes_items_errors_and_early_exit() -> None:
     import threading
 
-    from bioclass.scan.stream import prefetch
+    from bioclass.inference.stream import prefetch
 
     assert list(prefetch(iter(range(10)), depth=2)) == list(range(10))
 

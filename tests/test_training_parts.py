@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from bioclass import __version__
+from bioclass.augment.spec import mixup, spec_augment
 from bioclass.checkpoint import (
     FORMAT,
     CheckpointError,
@@ -21,9 +22,8 @@ from bioclass.checkpoint import (
 from bioclass.models import FrontendConfig, create_model
 from bioclass.recipe import Recipe, recipe_to_dict
 from bioclass.recipe.schema import AugmentSection
-from bioclass.training.augment import mixup, spec_augment
+from bioclass.runtime.schedule import lr_factor
 from bioclass.training.ema import WeightEMA
-from bioclass.training.schedule import lr_factor
 
 # --- SpecAugment --------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from bioclass.errors import BioclassError
+from bioclass.core.errors import BioclassError
 
 # Extensions libsndfile decodes; matched case-insensitively when folders are searched.
 AUDIO_EXTENSIONS = (

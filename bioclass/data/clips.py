@@ -12,7 +12,7 @@ import torch
 
 from bioclass.audio import AudioError, fit_length, read_audio
 from bioclass.augment.wave import augment_wave, is_active
-from bioclass.errors import BioclassError
+from bioclass.core.errors import BioclassError
 from bioclass.recipe.schema import WaveAugmentSection
 
 log = logging.getLogger(__name__)

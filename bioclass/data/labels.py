@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from bioclass.audio import AUDIO_EXTENSIONS
-from bioclass.errors import BioclassError
+from bioclass.audio.discover import find_audio_files
+from bioclass.core.errors import BioclassError
 
 # Names the ComParE corpora and common tools use for the validation part of a split column.
 SPLIT_ALIASES = {
@@ -26,16 +27,6 @@ SPLIT_ALIASES = {
 
 class LabelError(BioclassError):
     """A label table that does not describe usable training data."""
-
-
-def find_audio_files(folder: Path) -> list[Path]:
-    """All audio files below `folder` (recursive, extensions matched case-insensitively)."""
-    return sorted(
-        p
-        for p in folder.rglob("*")
-        # Hidden files include macOS "._x.wav" resource forks, which are not audio.
-        if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS and not p.name.startswith(".")
-    )
 
 
 def labels_from_folders(root: str | Path) -> pd.DataFrame:

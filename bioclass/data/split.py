@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bioclass.errors import BioclassError
+from bioclass.core.errors import BioclassError
 
 
 def grouped_split(

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from bioclass.audio import AudioError, audio_info
-from bioclass.errors import BioclassError
+from bioclass.core.errors import BioclassError
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ def unlabelled_windows(
         (windows: file, start_time, end_time, group, split='train', label=None;
          bad: file, error for files whose header cannot be read)
     """
-    from bioclass.scan.inputs import collect_inputs
+    from bioclass.audio.discover import collect_inputs
 
     files = collect_inputs(inputs)
     rows, bad = [], []

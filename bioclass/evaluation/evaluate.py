@@ -17,8 +17,8 @@ from bioclass.data.labels import (
     labels_from_folders,
 )
 from bioclass.evaluation.metrics import classification_metrics
-from bioclass.evaluation.predict import predict_clips
-from bioclass.training.device import pick_device
+from bioclass.inference.clips import predict_clips
+from bioclass.runtime.device import pick_device
 
 log = logging.getLogger(__name__)
 

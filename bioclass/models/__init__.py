@@ -6,7 +6,13 @@ from __future__ import annotations
 from bioclass.models.classifier import Classifier
 from bioclass.models.frontend import FrontendConfig, LogMel
 from bioclass.models.projection import ProjectionHead
-from bioclass.models.registry import MODEL_NAMES, count_parameters, create_model
+from bioclass.models.registry import (
+    MODEL_NAMES,
+    count_parameters,
+    create_model,
+    frontend_config,
+    model_from_recipe,
+)
 
 __all__ = [
     "MODEL_NAMES",
@@ -16,4 +22,6 @@ __all__ = [
     "ProjectionHead",
     "count_parameters",
     "create_model",
+    "frontend_config",
+    "model_from_recipe",
 ]

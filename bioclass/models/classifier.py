@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bioclass.errors import BioclassError
+from bioclass.core.errors import BioclassError
 from bioclass.models.frontend import LogMel
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bioclass.errors import BioclassError
+from bioclass.core.errors import BioclassError
 
 # Slaney's mel scale (librosa's default, htk=False): linear below 1 kHz, logarithmic above.
 _HZ_PER_MEL = 200.0 / 3.0

@@ -7,13 +7,14 @@ from collections.abc import Callable
 
 from torch import nn
 
-from bioclass.errors import BioclassError
+from bioclass.core.errors import BioclassError
 from bioclass.models.classifier import Classifier
 from bioclass.models.cnn import cnn6, cnn10, cnn14
 from bioclass.models.frontend import FrontendConfig
 from bioclass.models.mobilenet import mobilenetv1
 from bioclass.models.resnet import resnet22
 from bioclass.models.wideresnet import wideresnet28_2
+from bioclass.recipe.schema import Recipe
 
 # Each builder: (n_classes, frontend, head_dropout, block_dropout) -> Classifier.
 _REGISTRY: dict[str, Callable[..., Classifier]] = {
@@ -69,3 +70,16 @@ def create_model(
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters of ``model``."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def frontend_config(recipe: Recipe) -> FrontendConfig:
+    """The model's log-mel settings from a recipe's audio section."""
+    a = recipe.audio
+    return FrontendConfig(a.sample_rate, a.n_fft, a.hop_length, a.n_mels, a.f_min, a.f_max)
+
+
+def model_from_recipe(recipe: Recipe, n_classes: int) -> Classifier:
+    """The recipe's architecture, front end and dropout, freshly initialised (0 classes: an
+    encoder)."""
+    m = recipe.model
+    return create_model(m.name, n_classes, frontend_config(recipe), m.dropout, m.block_dropout)

@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from bioclass.audio import AudioError, audio_info
+from bioclass.audio.discover import collect_inputs
+from bioclass.core.errors import BioclassError
 from bioclass.data.clips import check_bad_fraction
-from bioclass.errors import BioclassError
-from bioclass.scan.inputs import collect_inputs
 
 log = logging.getLogger(__name__)
 

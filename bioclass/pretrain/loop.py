@@ -20,13 +20,14 @@ import pandas as pd
 import torch
 
 from bioclass.checkpoint import CheckpointError, atomic_save, model_checkpoint, read_checkpoint
-from bioclass.console import console, progress_bar
+from bioclass.core.console import console, progress_bar
+from bioclass.core.errors import BioclassError
 from bioclass.data.clips import ClipDataset, decode_all
 from bioclass.data.labels import resolve_classes
 from bioclass.data.prepare import assign_splits, clip_spec, read_label_table
-from bioclass.errors import BioclassError
+from bioclass.evaluation.plots import plot_pretrain_curves
 from bioclass.losses import angular_contrastive, nt_xent
-from bioclass.models import Classifier, ProjectionHead, create_model
+from bioclass.models import Classifier, ProjectionHead, create_model, frontend_config
 from bioclass.pretrain.archive import index_archive
 from bioclass.pretrain.monitor import (
     LabelledProbeSet,
@@ -36,11 +37,10 @@ from bioclass.pretrain.monitor import (
 )
 from bioclass.pretrain.pairs import PairBatches, PairDataset, pairs_per_epoch
 from bioclass.recipe import Recipe, dump_recipe, recipe_from_dict, recipe_to_dict
-from bioclass.training.device import autocast, autocast_dtype, pick_device
-from bioclass.training.interrupt import graceful_interrupt
-from bioclass.training.loop import frontend_config
-from bioclass.training.plots import plot_pretrain_curves
-from bioclass.training.schedule import lr_factor
+from bioclass.runtime.device import pick_device
+from bioclass.runtime.interrupt import graceful_interrupt
+from bioclass.runtime.precision import autocast, training_dtype
+from bioclass.runtime.schedule import lr_factor
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ def _fit(
         encoder = encoder.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam([*encoder.parameters(), *head.parameters()], lr=t.lr,
                                  weight_decay=t.weight_decay)
-    amp_dtype = autocast_dtype(dev, t.amp)
+    amp_dtype = training_dtype(dev, t.amp)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     recipe_dict = recipe_to_dict(recipe)
     start, history = 0, []

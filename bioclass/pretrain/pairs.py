@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from bioclass.audio import AudioError, fit_length, read_audio
-from bioclass.errors import BioclassError
+from bioclass.core.errors import BioclassError
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from bioclass.errors import BioclassError
+from bioclass.core.errors import BioclassError
 from bioclass.recipe.schema import (
     LIST_PATH_KEYS,
     LOSSES,

@@ -1,12 +1,14 @@
-"""Scanning long recordings: stream audio, score sliding windows, decide events, write tables.
+"""`bioclass scan`: tag long recordings with species labels.
 
-Modules, in the order data flows through them:
-    inputs      which files to scan (folders, globs, list files)
-    stream      decode + resample a file in bounded blocks, window by window
-    infer       per-window class scores (exact per-window, or fast shared-trunk blocks)
+Modules, in the order a scan runs them (decoding and scoring live in `bioclass.inference`, the
+file formats in `bioclass.outputs`):
+    options     what the user chose, and the parameters that change stored scores
+    thresholds  the per-class detection thresholds a scan applies
     events      thresholds, background rule, merging windows into events
-    timestamps  absolute start times from recorder file names
-    writers     CSV, Raven selection tables, Audacity labels, score matrices, manifest
     journal     per-file results kept atomically, so an interrupted scan resumes exactly
+    work        scoring files in parallel (a bounded queue of files in flight), in input order
+    assemble    every output built from the stored per-file results
+    manifest    what was run, with which models, and what it produced
     runner      the scan procedure tying these together
+    report      the terminal summary (and event precision/recall against a truth table)
 """

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bioclass.scan.infer import FileScores, StreamScores
+from bioclass.core.atomic import atomic_file, atomic_write_bytes
+from bioclass.inference.score import FileScores, StreamScores
 
 
 def file_key(path: Path, params: dict[str, Any]) -> str:
@@ -29,20 +28,6 @@ def file_key(path: Path, params: dict[str, Any]) -> str:
     identity = {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     blob = json.dumps({"file": identity, "params": params}, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:20]
-
-
-def _atomic_write_bytes(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_result(parts: Path, key: str, result: FileScores) -> None:
@@ -57,13 +42,14 @@ def save_result(parts: Path, key: str, result: FileScores) -> None:
         arrays[f"ends_{i}"] = s.ends_s
         arrays[f"scores_{i}"] = s.scores
         arrays[f"duration_{i}"] = np.array(s.duration_s)
-    _atomic_write_bytes(parts / f"{key}.npz", lambda f: np.savez(f, **arrays))
+    with atomic_file(parts / f"{key}.npz", binary=True) as f:
+        np.savez(f, **arrays)
 
 
 def save_failure(parts: Path, key: str, path: Path, error: str) -> None:
     """Store that a file could not be scanned (so a resumed run reports it without retrying)."""
     text = json.dumps({"file": str(path), "error": error}).encode()
-    _atomic_write_bytes(parts / f"{key}.failed.json", lambda f: f.write(text))
+    atomic_write_bytes(parts / f"{key}.failed.json", text)
 
 
 def load_part(parts: Path, key: str) -> FileScores | str | None:

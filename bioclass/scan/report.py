@@ -6,9 +6,9 @@ from pathlib import Path
 
 from rich.table import Table
 
-from bioclass.console import console
+from bioclass.core.console import console
+from bioclass.evaluation.truth import event_scores, read_truth
 from bioclass.scan.runner import ScanOptions, ScanSummary
-from bioclass.scan.truth import event_scores, read_truth
 
 
 def print_scan_report(summary: ScanSummary, options: ScanOptions, truth: Path | None) -> None:

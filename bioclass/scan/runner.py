@@ -27,21 +27,23 @@ import torch
 from bioclass import __version__
 from bioclass.audio import AudioError
 from bioclass.checkpoint import load_classifier, read_checkpoint
-from bioclass.errors import BioclassError
-from bioclass.models import Classifier
-from bioclass.scan import events as ev
-from bioclass.scan import writers
-from bioclass.scan.infer import (
+from bioclass.core.atomic import atomic_write_text
+from bioclass.core.errors import BioclassError
+from bioclass.evaluation.thresholds import read_thresholds_csv, resolve_thresholds
+from bioclass.inference.score import (
     FileScores,
     prepare_for_inference,
     resolve_mode,
     score_file,
 )
+from bioclass.inference.stream import WindowPlan
+from bioclass.models import Classifier
+from bioclass.outputs import writers
+from bioclass.outputs.timestamps import parse_timestamp
+from bioclass.runtime.device import pick_device
+from bioclass.runtime.precision import check_inference_precision
+from bioclass.scan import events as ev
 from bioclass.scan.journal import file_key, load_part, save_failure, save_result
-from bioclass.scan.stream import WindowPlan
-from bioclass.scan.thresholds import read_thresholds_csv, resolve_thresholds
-from bioclass.scan.timestamps import parse_timestamp
-from bioclass.training.device import cpu_has_native_bf16, pick_device
 
 log = logging.getLogger(__name__)
 
@@ -217,11 +219,7 @@ def scan(
         writers.check_scores_path(options.scores_path)
     loaded = load_models(model_paths)
     device = pick_device(options.device)
-    if options.precision == "amp" and device.type != "cuda":
-        raise BioclassError("--precision amp needs a CUDA device; use bf16 on a CPU")
-    if options.precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
-        log.warning("this CPU has no native bfloat16 (AVX512-BF16/AMX): bf16 is emulated and "
-                    "slower than fp32 here")
+    check_inference_precision(device, options.precision)
     for m in loaded.models:
         prepare_for_inference(m, device)
     hop = options.hop_seconds if options.hop_seconds is not None else loaded.window_seconds / 2
@@ -396,7 +394,7 @@ def _write_outputs(
             if raven is not None:
                 raven.add(str(outcome.path), outcome.duration_s, events)
             if outcome.path in audacity_targets:
-                writers.atomic_write_text(audacity_targets[outcome.path],
+                atomic_write_text(audacity_targets[outcome.path],
                                           writers.audacity_labels(events))
             if options.collect_events:
                 collected.append(events)
@@ -405,7 +403,7 @@ def _write_outputs(
             sink.discard()
         raise
     failed = pd.DataFrame(summary.failed, columns=["file", "error"])
-    writers.atomic_write_text(paths["failed"], failed.to_csv(index=False, lineterminator="\n"))
+    atomic_write_text(paths["failed"], failed.to_csv(index=False, lineterminator="\n"))
     summary.outputs["failed"] = str(paths["failed"])
     if raven is not None:
         summary.outputs["raven"] = str(paths["selections"])

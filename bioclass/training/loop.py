@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from bioclass.augment.spec import mixup, spec_augment
 from bioclass.checkpoint import (
     CheckpointError,
     atomic_save,
@@ -28,24 +29,24 @@ from bioclass.checkpoint import (
     model_checkpoint,
     read_checkpoint,
 )
-from bioclass.console import console, progress_bar
+from bioclass.core.console import console, progress_bar
+from bioclass.core.errors import BioclassError
 from bioclass.data.prepare import PreparedData, prepare_data
 from bioclass.data.sampler import BatchSampler
-from bioclass.errors import BioclassError
 from bioclass.evaluation.metrics import classification_metrics
-from bioclass.evaluation.predict import predict_clips
-from bioclass.models import Classifier, FrontendConfig, create_model
+from bioclass.evaluation.plots import plot_confusion, plot_learning_curve
+from bioclass.evaluation.report import print_metrics
+from bioclass.evaluation.thresholds import FIT_METHOD, fit_thresholds
+from bioclass.inference.clips import predict_clips
+from bioclass.models import Classifier, FrontendConfig, create_model, frontend_config
 from bioclass.recipe import Recipe, dump_recipe, recipe_from_dict, recipe_to_dict
 from bioclass.recipe.schema import AugmentSection
-from bioclass.scan.thresholds import FIT_METHOD, fit_thresholds
-from bioclass.training.augment import mixup, spec_augment
-from bioclass.training.device import autocast, autocast_dtype, pick_device
+from bioclass.runtime.device import pick_device
+from bioclass.runtime.interrupt import graceful_interrupt
+from bioclass.runtime.precision import autocast, training_dtype
+from bioclass.runtime.schedule import lr_factor
 from bioclass.training.ema import WeightEMA
-from bioclass.training.interrupt import graceful_interrupt
 from bioclass.training.objectives import Objective, score_activation
-from bioclass.training.plots import plot_confusion, plot_learning_curve
-from bioclass.training.report import print_metrics
-from bioclass.training.schedule import lr_factor
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +65,6 @@ class TrainResult:
     run_dir: Path
     best: dict[str, Any]  # iteration, weights ('raw'/'ema'), metric value, full val metrics
     history: pd.DataFrame
-
-
-def frontend_config(recipe: Recipe) -> FrontendConfig:
-    """The model's log-mel settings from the recipe's audio section."""
-    a = recipe.audio
-    return FrontendConfig(a.sample_rate, a.n_fft, a.hop_length, a.n_mels, a.f_min, a.f_max)
 
 
 def total_iterations(recipe: Recipe, n_train: int) -> int:
@@ -176,7 +171,7 @@ def _fit(
     optimizer = torch.optim.Adam(
         [*model.parameters(), *objective.parameters()], lr=t.lr, weight_decay=t.weight_decay
     )
-    amp_dtype = autocast_dtype(dev, t.amp)
+    amp_dtype = training_dtype(dev, t.amp)
     scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
     # With EMA off the average never starts: only raw weights are validated and saved.
     ema = WeightEMA(model, t.ema_decay, t.ema_start if t.ema else n_iterations)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bioclass.errors import BioclassError
+from bioclass.core.errors import BioclassError
 
 FIT_METHOD = (
     "per class c, the threshold t maximising F1 on the validation clips of the decision rule the "

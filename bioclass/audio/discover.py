@@ -1,4 +1,4 @@
-"""Which files to scan: files, folders (recursive), glob patterns and list files, in order."""
+"""Finding audio: files, folders (recursive), glob patterns and list files, in the order given."""
 
 from __future__ import annotations
 
@@ -6,8 +6,18 @@ import glob
 from collections.abc import Sequence
 from pathlib import Path
 
-from bioclass.data.labels import find_audio_files
-from bioclass.errors import BioclassError
+from bioclass.audio.io import AUDIO_EXTENSIONS
+from bioclass.core.errors import BioclassError
+
+
+def find_audio_files(folder: Path) -> list[Path]:
+    """All audio files below `folder` (recursive, extensions matched case-insensitively)."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        # Hidden files include macOS "._x.wav" resource forks, which are not audio.
+        if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS and not p.name.startswith(".")
+    )
 
 
 def read_list_file(path: str | Path) -> list[str]:

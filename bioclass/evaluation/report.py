@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.table import Table
 
-from bioclass.console import console
+from bioclass.core.console import console
 
 
 def _pct(x: float | None) -> str:

@@ -20,7 +20,7 @@ import soundfile as sf
 import soxr
 
 from bioclass.audio import AudioError, audio_info
-from bioclass.errors import BioclassError
+from bioclass.core.errors import BioclassError
 
 log = logging.getLogger(__name__)
 

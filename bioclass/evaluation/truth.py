@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bioclass.errors import BioclassError
+from bioclass.core.errors import BioclassError
 
 
 def read_truth(path: str | Path) -> pd.DataFrame:

@@ -20,16 +20,16 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pandas as pd
 
-from bioclass.errors import BioclassError
-from bioclass.scan.timestamps import parse_timestamp
+from bioclass.core.atomic import StagedFile, atomic_write_text
+from bioclass.core.errors import BioclassError
+from bioclass.outputs.timestamps import parse_timestamp
 
 RAVEN_COLUMNS = ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)",
                  "Low Freq (Hz)", "High Freq (Hz)", "Begin Path", "File Offset (s)", "Label",
@@ -56,40 +56,6 @@ def output_paths(out: str | Path) -> dict[str, Path]:
     }
 
 
-class _Staged:
-    """A text or binary file written to a temporary name and renamed into place on commit."""
-
-    def __init__(self, target: Path, binary: bool = False) -> None:
-        self.target = target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        self.tmp = Path(tmp)
-        self.handle: IO = os.fdopen(fd, "wb" if binary else "w", **(
-            {} if binary else {"encoding": "utf-8", "newline": ""}))
-
-    def commit(self) -> None:
-        self.handle.flush()
-        os.fsync(self.handle.fileno())
-        self.handle.close()
-        os.replace(self.tmp, self.target)
-
-    def discard(self) -> None:
-        if not self.handle.closed:
-            self.handle.close()
-        self.tmp.unlink(missing_ok=True)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write `text` to `path` all at once (temporary file + rename)."""
-    staged = _Staged(Path(path))
-    try:
-        staged.handle.write(text)
-        staged.commit()
-    except BaseException:
-        staged.discard()
-        raise
-
-
 def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
     """The run manifest as indented JSON."""
     atomic_write_text(path, json.dumps(manifest, indent=2, default=str) + "\n")
@@ -109,7 +75,7 @@ class DetectionsCsv:
     def __init__(self, target: str | Path, with_channel: bool, with_datetime: bool,
                  metadata: dict[str, Any] | None, stage_dir: Path) -> None:
         self.to_stdout = str(target) == "-"
-        self.staged = _Staged(stage_dir / "stdout.csv" if self.to_stdout else Path(target))
+        self.staged = StagedFile(stage_dir / "stdout.csv" if self.to_stdout else Path(target))
         self.columns = ["file", "start_time", "end_time", "label", "score", "mean_score",
                         "n_windows"]
         if with_channel:
@@ -167,7 +133,7 @@ class RavenTable:
     """
 
     def __init__(self, target: Path, low_freq_hz: float, high_freq_hz: float) -> None:
-        self.staged = _Staged(target)
+        self.staged = StagedFile(target)
         self.low, self.high = low_freq_hz, high_freq_hz
         self.offset_s = 0.0  # begin time of the current file in Raven's concatenated timeline
         self.selection = 0
@@ -233,7 +199,7 @@ class ScoreMatrix:
 
     def __init__(self, target: Path) -> None:
         self.parquet = target.suffix.lower() in (".parquet", ".pq")
-        self.staged = _Staged(target, binary=self.parquet)
+        self.staged = StagedFile(target, binary=self.parquet)
         self.writer: Any = None
         self.header = False
 

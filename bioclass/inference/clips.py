@@ -8,19 +8,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from bioclass.core.activation import Activation, activate
 from bioclass.data.clips import ClipDataset
-
-
-def activate(logits: torch.Tensor, activation: str) -> torch.Tensor:
-    """Logits -> scores: softmax for single-label (CE) training, sigmoid for BCE (MixUp)."""
-    return torch.sigmoid(logits) if activation == "sigmoid" else torch.softmax(logits, dim=-1)
 
 
 @torch.no_grad()
 def predict_clips(
     model: nn.Module,
     dataset: ClipDataset,
-    activation: str,
+    activation: Activation | str,
     batch_size: int = 64,
     device: torch.device | str = "cpu",
     on_progress: Callable[[int], None] | None = None,

@@ -12,7 +12,6 @@ fast: the convolutional trunk runs once over a block of many windows and each wi
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 from collections.abc import Callable, Iterator
@@ -23,11 +22,12 @@ import numpy as np
 import torch
 
 from bioclass.audio import AudioError
-from bioclass.errors import BioclassError
-from bioclass.evaluation.predict import activate
+from bioclass.core.activation import activate
+from bioclass.core.errors import BioclassError
+from bioclass.inference.stream import RecordingReader, WindowPlan, prefetch
 from bioclass.models import Classifier
 from bioclass.models.fusion import fuse_conv_bn
-from bioclass.scan.stream import RecordingReader, WindowPlan, prefetch
+from bioclass.runtime.precision import autocast, inference_dtype
 
 log = logging.getLogger(__name__)
 
@@ -71,20 +71,6 @@ def prepare_for_inference(model: Classifier, device: torch.device) -> Classifier
 def _finish(out: torch.Tensor, activation: str) -> torch.Tensor:
     """Logits -> scores, or embeddings as they are (in float32)."""
     return out.float() if activation == EMBEDDING else activate(out.float(), activation)
-
-
-def inference_context(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """Autocast for the chosen precision: fp32 (none), bf16 (CPU or CUDA), amp (CUDA fp16/bf16)."""
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    if precision == "amp":
-        if device.type != "cuda":
-            raise BioclassError("--precision amp needs a CUDA device; use bf16 on a CPU")
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast(device_type="cuda", dtype=dtype)
-    raise BioclassError(f"unknown precision '{precision}' (use fp32, bf16 or amp)")
 
 
 def _window_batches(
@@ -197,7 +183,7 @@ def _scores_exact(
     wave = torch.from_numpy(audio.reshape(n_streams * n, -1)).to(device)  # (S*K, window)
     total = None
     for model in models:
-        with inference_context(device, precision):
+        with autocast(device, inference_dtype(device, precision)):
             spec = model.spectrogram(wave)  # (S*K, window) -> (S*K, 1, frames, mels)
             if device.type in CHANNELS_LAST_DEVICES:
                 spec = spec.contiguous(memory_format=torch.channels_last)
@@ -224,7 +210,7 @@ def _scores_fast(
     for model, grid in zip(models, grids, strict=True):
         n_feat = audio.shape[1] // grid.samples_per_feature
         starts = np.rint(local_starts / grid.samples_per_feature).astype(np.int64)  # (K,)
-        with inference_context(device, precision):
+        with autocast(device, inference_dtype(device, precision)):
             spec = model.spectrogram(wave)  # (S, span) -> (S, 1, frames, mels)
             spec = spec[:, :, : n_feat * model.time_stride]  # whole feature frames only
             if device.type in CHANNELS_LAST_DEVICES:

@@ -1,0 +1,8 @@
+"""Turning audio into model outputs, shared by `scan`, `embed` and `evaluate`.
+
+Modules, in the order data flows through them:
+    models   load checkpoints (alone or as an ensemble) and prepare them for inference
+    stream   decode + resample a recording in bounded blocks; the sliding-window plan
+    score    per-window class scores or embeddings of a recording (exact or fast mode)
+    clips    class scores of labelled clips (validation, thresholds, `evaluate`)
+"""
