@@ -131,7 +131,7 @@ def test_interrupted_pretraining_resumes_exactly(
     pretrained: Path, archive: Path, dataset: Path, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import bioclass.pretrain.loop as loop
+    import bioclass.runtime.loop as loop
 
     real = loop.lr_factor
 

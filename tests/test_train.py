@@ -77,7 +77,7 @@ def test_training_is_deterministic(trained: Path, dataset: Path, tmp_path: Path)
 def test_interrupted_run_resumes_to_the_same_result(
     trained: Path, dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bioclass.training.loop as loop
+    import bioclass.runtime.loop as loop
 
     real = loop.lr_factor
 

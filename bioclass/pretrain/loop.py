@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bioclass.checkpoint import CheckpointError, atomic_save, model_checkpoint, read_checkpoint
+from bioclass.checkpoint import model_checkpoint
 from bioclass.core.console import console, progress_bar
 from bioclass.core.errors import BioclassError
 from bioclass.data.clips import ClipDataset, decode_all
@@ -27,7 +26,7 @@ from bioclass.data.labels import resolve_classes
 from bioclass.data.prepare import assign_splits, clip_spec, read_label_table
 from bioclass.evaluation.plots import plot_pretrain_curves
 from bioclass.losses import angular_contrastive, nt_xent
-from bioclass.models import Classifier, ProjectionHead, create_model, frontend_config
+from bioclass.models import Classifier, ProjectionHead, frontend_config, model_from_recipe
 from bioclass.pretrain.archive import index_archive
 from bioclass.pretrain.monitor import (
     LabelledProbeSet,
@@ -38,20 +37,16 @@ from bioclass.pretrain.monitor import (
 from bioclass.pretrain.pairs import PairBatches, PairDataset, pairs_per_epoch
 from bioclass.recipe import Recipe, dump_recipe, recipe_from_dict, recipe_to_dict
 from bioclass.runtime.device import pick_device
-from bioclass.runtime.interrupt import graceful_interrupt
+from bioclass.runtime.loop import LoopPlan, run_loop
 from bioclass.runtime.precision import autocast, training_dtype
-from bioclass.runtime.schedule import lr_factor
+from bioclass.runtime.rundir import LAST, RunDirectory
+from bioclass.runtime.state import TrainingState
 
 log = logging.getLogger(__name__)
 
 ENCODER = "encoder.pt"  # what `train` starts from (model.init_from) and `embed` reads
-LAST = "last.pt"  # full state for --resume
 MONITOR_PAIRS = 256  # fixed pairs whose embeddings give alignment and uniformity
 MONITOR_OFFSET = 1 << 40  # their pair numbers: far from any training batch's
-
-
-class PretrainingInterrupted(BioclassError):
-    """Ctrl-C during pretraining; the state was saved for --resume."""
 
 
 def pretrain_iterations(recipe: Recipe, recordings: pd.DataFrame) -> int:
@@ -85,48 +80,41 @@ def pretrain(
     Returns:
         The monitoring history (one row per evaluation).
     """
-    run_dir = Path(out_dir)
-    state = _read_state(run_dir) if resume else None
-    if state is not None:
-        recipe = recipe_from_dict(state["recipe"], source=str(run_dir / LAST))
-        archives = list(state["archives"])
-    elif run_dir.exists() and any(run_dir.iterdir()):
-        raise BioclassError(
-            f"{run_dir} already holds files; choose another --out, or --resume {run_dir}")
+    saved = None
+    if resume:
+        run, saved = RunDirectory.reopen(out_dir)
+        recipe = recipe_from_dict(saved["recipe"], source=str(run / LAST))
+        archives = list(saved["archives"])
     if recipe is None:
         raise BioclassError("give a recipe (--recipe), or --resume a run directory")
     sources = [str(a) for a in archives] + list(recipe.pretrain.archives)
     if not sources:
         raise BioclassError("give the unlabelled audio: ARCHIVE folders or pretrain.archives")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        run = RunDirectory.create(out_dir)
     dev = pick_device(device)
     torch.manual_seed(recipe.seed)
-    console.print(f"run directory: {run_dir}   device: {dev}")
+    console.print(f"run directory: {run.path}   device: {dev}")
     with progress_bar() as progress:
         task = progress.add_task("indexing archive", total=None, info="")
         recordings, bad = index_archive(sources, recipe.data.max_bad_fraction,
                                         lambda n: progress.advance(task, n))
         probe = _probe_set(recipe, progress)
-    (run_dir / "recipe.yaml").write_text(dump_recipe(recipe), encoding="utf-8")
-    recordings.to_csv(run_dir / "archive.csv", index=False)
+    run.write_text("recipe.yaml", dump_recipe(recipe))
+    run.write_table("archive.csv", recordings)
     if len(bad):
-        bad.to_csv(run_dir / "bad_files.csv", index=False)
-        console.print(f"[yellow]{len(bad)} unreadable file(s) skipped: see "
-                      f"{run_dir / 'bad_files.csv'}")
+        path = run.write_table("bad_files.csv", bad)
+        console.print(f"[yellow]{len(bad)} unreadable file(s) skipped: see {path}")
     hours = recordings["duration_s"].sum() / 3600
     console.print(f"archive: {len(recordings)} recordings, {hours:.2f} h"
                   + (f"   monitoring on {len(probe.val)} labelled clips" if probe else ""))
-    return _fit(recipe, sources, recordings, probe, run_dir, dev, state)
-
-
-def _read_state(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / LAST
-    if not path.is_file():
-        raise BioclassError(f"nothing to resume: {path} not found")
-    try:
-        return read_checkpoint(path)
-    except CheckpointError as exc:
-        raise BioclassError(f"cannot resume: {exc}") from None
+    fit = _Pretraining(recipe, sources, recordings, probe, run, dev, saved)
+    fit.run()
+    frame = pd.DataFrame(fit.state.history)
+    plot_pretrain_curves(frame, run / "learning_curve.png")
+    console.print(f"saved {run / ENCODER}: start a classifier from it with "
+                  f"--set model.init_from={run / ENCODER}")
+    return frame
 
 
 def _probe_set(recipe: Recipe, progress: Any) -> LabelledProbeSet | None:
@@ -150,106 +138,97 @@ def _probe_set(recipe: Recipe, progress: Any) -> LabelledProbeSet | None:
     return LabelledProbeSet(part(is_train), part(~is_train), classes)
 
 
-def _fit(
-    recipe: Recipe,
-    sources: list[str],
-    recordings: pd.DataFrame,
-    probe: LabelledProbeSet | None,
-    run_dir: Path,
-    dev: torch.device,
-    state: dict[str, Any] | None,
-) -> pd.DataFrame:
-    t, p = recipe.train, recipe.pretrain
-    n_iterations = pretrain_iterations(recipe, recordings)
-    frontend = frontend_config(recipe)
-    encoder = create_model(recipe.model.name, 0, frontend, recipe.model.dropout,
-                           recipe.model.block_dropout).to(dev)
-    head = ProjectionHead(encoder.embed_dim, p.projection_dim,
-                          p.projection_hidden or encoder.embed_dim).to(dev)
-    if dev.type == "cuda":
-        encoder = encoder.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam([*encoder.parameters(), *head.parameters()], lr=t.lr,
-                                 weight_decay=t.weight_decay)
-    amp_dtype = training_dtype(dev, t.amp)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-    recipe_dict = recipe_to_dict(recipe)
-    start, history = 0, []
-    if state is not None:
-        encoder.load_state_dict(state["weights"])
-        head.load_state_dict(state["head_weights"])
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
-        start, history = int(state["iteration"]), list(state["history"])
-        console.print(f"resuming at iteration {start} of {n_iterations}")
+class _Pretraining:
+    """One pretraining run on an indexed archive: the step and monitoring `run_loop` calls."""
 
-    def dataset() -> PairDataset:
-        return PairDataset(recordings, recipe.audio.sample_rate, p.patch_seconds, p.sampling,
-                           p.mixback_alpha, recipe.audio.channel, recipe.seed)
+    def __init__(
+        self,
+        recipe: Recipe,
+        sources: list[str],
+        recordings: pd.DataFrame,
+        probe: LabelledProbeSet | None,
+        run: RunDirectory,
+        dev: torch.device,
+        saved: dict[str, Any] | None,
+    ) -> None:
+        t, p = recipe.train, recipe.pretrain
+        self.recipe, self.sources, self.recordings, self.probe = recipe, sources, recordings, probe
+        self.rundir, self.dev = run, dev
+        self.plan = LoopPlan("pretraining", "pretrain", pretrain_iterations(recipe, recordings),
+                             t.lr, t.warmup_iterations, t.schedule, t.eval_every)
+        self.frontend = frontend_config(recipe)
+        self.encoder = model_from_recipe(recipe, 0).to(dev)
+        self.head = ProjectionHead(self.encoder.embed_dim, p.projection_dim,
+                                   p.projection_hidden or self.encoder.embed_dim).to(dev)
+        if dev.type == "cuda":
+            self.encoder = self.encoder.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.Adam(
+            [*self.encoder.parameters(), *self.head.parameters()], lr=t.lr,
+            weight_decay=t.weight_decay)
+        self.amp_dtype = training_dtype(dev, t.amp)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.recipe_dict = recipe_to_dict(recipe)
+        self.state = TrainingState()
+        if saved is not None:
+            self.state = TrainingState.from_checkpoint(saved)
+            self.encoder.load_state_dict(saved["weights"])
+            self.state.restore(self.optimizer, self.head)
+            console.print(f"resuming at iteration {self.state.iteration} of "
+                          f"{self.plan.n_iterations}")
 
-    loader = torch.utils.data.DataLoader(
-        dataset(), batch_sampler=PairBatches(t.batch_size, start, n_iterations),
-        num_workers=t.num_workers, pin_memory=dev.type == "cuda",
-        generator=torch.Generator().manual_seed(recipe.seed),
-    )
-    # Fixed pairs (drawn from a separate seed stream) for alignment/uniformity over time.
-    monitor_pairs = torch.stack([dataset()[MONITOR_OFFSET + i] for i in range(MONITOR_PAIRS)])
+    def _dataset(self) -> PairDataset:
+        p, a = self.recipe.pretrain, self.recipe.audio
+        return PairDataset(self.recordings, a.sample_rate, p.patch_seconds, p.sampling,
+                           p.mixback_alpha, a.channel, self.recipe.seed)
 
-    def save(iteration: int) -> None:
-        atomic_save(_encoder_checkpoint(encoder, recipe, recipe_dict, frontend, iteration,
-                                        history), run_dir / ENCODER)
-        extra = {"head_weights": {k: v.detach().cpu() for k, v in head.state_dict().items()},
-                 "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
-                 "archives": sources}
-        atomic_save(_encoder_checkpoint(encoder, recipe, recipe_dict, frontend, iteration,
-                                        history, extra), run_dir / LAST)
+    def run(self) -> None:
+        """Pretrain from the current state to the last iteration."""
+        t, dev = self.recipe.train, self.dev
+        loader = torch.utils.data.DataLoader(
+            self._dataset(),
+            batch_sampler=PairBatches(t.batch_size, self.state.iteration, self.plan.n_iterations),
+            num_workers=t.num_workers, pin_memory=dev.type == "cuda",
+            generator=torch.Generator().manual_seed(self.recipe.seed),
+        )
+        # Fixed pairs (drawn from a separate seed stream, and a dataset of their own so a
+        # recording found broken here does not change the training draws).
+        monitor_set = self._dataset()
+        self.monitor_pairs = torch.stack(
+            [monitor_set[MONITOR_OFFSET + i] for i in range(MONITOR_PAIRS)])
+        if self.state.iteration == 0:  # the untrained encoder: the baseline to beat
+            self.state.history.append(self._monitor(0, float("nan"), 0.0))
+            console.print(_describe(self.state.history[-1]))
+        self.encoder.train()
+        self.head.train()
+        run_loop(self.plan, loader, self.optimizer, self, self.state, self.rundir)
 
-    losses: list[float] = []
-    iteration = start
-    if start == 0:  # the untrained encoder: the baseline pretraining must beat
-        history.append(_monitor(encoder, probe, monitor_pairs, recipe, dev, 0, float("nan"), 0.0))
-        console.print(_describe(history[-1]))
-    started = time.perf_counter()
-    encoder.train()
-    head.train()
-    with graceful_interrupt() as stop, progress_bar() as progress:
-        task = progress.add_task("pretraining", total=n_iterations, completed=start, info="")
-        try:
-            for pairs in loader:
-                iteration += 1
-                for group in optimizer.param_groups:
-                    group["lr"] = t.lr * lr_factor(iteration - 1, n_iterations,
-                                                   t.warmup_iterations, t.schedule)
-                gen = torch.Generator().manual_seed(recipe.seed * 1_000_003 + iteration)
-                loss = _step(encoder, head, optimizer, scaler, pairs, recipe, gen, dev,
-                             amp_dtype)
-                if not math.isfinite(loss):
-                    raise BioclassError(f"pretraining diverged at iteration {iteration} "
-                                        f"(loss {loss}); lower train.lr")
-                losses.append(loss)
-                progress.update(task, advance=1, info=f"loss {np.mean(losses[-50:]):.4f}")
-                if iteration % t.eval_every == 0 or iteration == n_iterations:
-                    row = _monitor(encoder, probe, monitor_pairs, recipe, dev, iteration,
-                                   float(np.mean(losses)), time.perf_counter() - started)
-                    losses.clear()
-                    history.append(row)
-                    pd.DataFrame(history).to_csv(run_dir / "metrics.csv", index=False)
-                    save(iteration)
-                    progress.console.print(_describe(row))
-                if stop.requested:
-                    break
-        except RuntimeError:
-            if not stop.requested:  # a data-loader worker killed by the same Ctrl-C
-                raise
-    if stop.requested and iteration < n_iterations:
-        save(iteration)
-        raise PretrainingInterrupted(
-            f"interrupted after iteration {iteration}; continue with: "
-            f"bioclass pretrain --resume {run_dir}")
-    frame = pd.DataFrame(history)
-    plot_pretrain_curves(frame, run_dir / "learning_curve.png")
-    console.print(f"saved {run_dir / ENCODER}: start a classifier from it with "
-                  f"--set model.init_from={run_dir / ENCODER}")
-    return frame
+    def step(self, iteration: int, pairs: torch.Tensor) -> float:
+        """One optimiser step on a batch of pairs; every patch draws its own augmentation."""
+        gen = torch.Generator().manual_seed(self.recipe.seed * 1_000_003 + iteration)
+        return _step(self.encoder, self.head, self.optimizer, self.scaler, pairs, self.recipe,
+                     gen, self.dev, self.amp_dtype)
+
+    def evaluate(self, iteration: int, train_loss: float, elapsed: float) -> list[dict]:
+        return [self._monitor(iteration, train_loss, elapsed)]
+
+    def describe(self, iteration: int, rows: list[dict]) -> str:
+        return _describe(rows[-1])
+
+    def save(self, state: TrainingState) -> None:
+        """encoder.pt (what `train` starts from) and last.pt (for --resume)."""
+        self.rundir.save_checkpoint(ENCODER, self._checkpoint(state))
+        extra = {**state.capture(self.optimizer, self.head), "archives": self.sources}
+        self.rundir.save_checkpoint(LAST, self._checkpoint(state, extra))
+
+    def _checkpoint(
+        self, state: TrainingState, extra: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        return _encoder_checkpoint(self.encoder, self.recipe, self.recipe_dict, self.frontend,
+                                   state.iteration, state.history, extra)
+
+    def _monitor(self, iteration: int, loss: float, elapsed: float) -> dict[str, Any]:
+        return _monitor(self.encoder, self.probe, self.monitor_pairs, self.recipe, self.dev,
+                        iteration, loss, elapsed)
 
 
 def _encoder_checkpoint(

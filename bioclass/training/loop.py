@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,13 +20,11 @@ import torch.nn.functional as F
 
 from bioclass.augment.spec import mixup, spec_augment
 from bioclass.checkpoint import (
-    CheckpointError,
     atomic_save,
     encoder_weights,
     load_encoder_weights,
     load_model,
     model_checkpoint,
-    read_checkpoint,
 )
 from bioclass.core.console import console, progress_bar
 from bioclass.core.errors import BioclassError
@@ -38,24 +35,20 @@ from bioclass.evaluation.plots import plot_confusion, plot_learning_curve
 from bioclass.evaluation.report import print_metrics
 from bioclass.evaluation.thresholds import FIT_METHOD, fit_thresholds
 from bioclass.inference.clips import predict_clips
-from bioclass.models import Classifier, FrontendConfig, create_model, frontend_config
+from bioclass.models import Classifier, FrontendConfig, frontend_config, model_from_recipe
 from bioclass.recipe import Recipe, dump_recipe, recipe_from_dict, recipe_to_dict
 from bioclass.recipe.schema import AugmentSection
 from bioclass.runtime.device import pick_device
-from bioclass.runtime.interrupt import graceful_interrupt
+from bioclass.runtime.loop import LoopPlan, run_loop
 from bioclass.runtime.precision import autocast, training_dtype
-from bioclass.runtime.schedule import lr_factor
+from bioclass.runtime.rundir import LAST, RunDirectory
+from bioclass.runtime.state import TrainingState
 from bioclass.training.ema import WeightEMA
 from bioclass.training.objectives import Objective, score_activation
 
 log = logging.getLogger(__name__)
 
 BEST = "model.pt"  # best weights by the recipe's metric: what scan/evaluate use
-LAST = "last.pt"  # full training state for --resume
-
-
-class TrainingInterrupted(BioclassError):
-    """Ctrl-C during training; the state was saved for --resume."""
 
 
 @dataclass
@@ -78,30 +71,27 @@ def total_iterations(recipe: Recipe, n_train: int) -> int:
 
 
 def train(
-    recipe: Recipe, out_dir: str | Path, device: str = "auto", resume: bool = False
+    recipe: Recipe | None, out_dir: str | Path, device: str = "auto", resume: bool = False
 ) -> TrainResult:
     """Train a classifier as the recipe says, writing everything into `out_dir`.
 
     Args:
-        recipe: validated recipe (ignored for its content when resuming: the saved one is used).
+        recipe: validated recipe (None when resuming: the saved one is used).
         out_dir: run directory (created; must be empty unless resuming).
         device: 'auto', 'cpu', 'cuda' or 'mps'.
         resume: continue the interrupted run saved in `out_dir`.
     """
-    run_dir = Path(out_dir)
-    state = _read_resume_state(run_dir) if resume else None
-    if state is not None:
-        recipe = recipe_from_dict(state["recipe"], source=str(run_dir / LAST))
-    elif run_dir.exists() and any(run_dir.iterdir()):
-        raise BioclassError(
-            f"{run_dir} already holds files; choose another --out, or --resume {run_dir}"
-        )
-    run_dir.mkdir(parents=True, exist_ok=True)
+    saved = None
+    if resume:
+        run, saved = RunDirectory.reopen(out_dir)
+        recipe = recipe_from_dict(saved["recipe"], source=str(run / LAST))
+    else:
+        run = RunDirectory.create(out_dir)
     dev = pick_device(device)
     if recipe.model.init_from:  # fail before decoding the data, not after
         encoder_weights(recipe.model.init_from, recipe.model.name, frontend_config(recipe))
     torch.manual_seed(recipe.seed)
-    console.print(f"run directory: {run_dir}   device: {dev}")
+    console.print(f"run directory: {run.path}   device: {dev}")
 
     with progress_bar() as progress:
         task = progress.add_task("decoding clips", total=None, info="")
@@ -110,198 +100,140 @@ def train(
             on_progress=lambda n: progress.advance(task, n),
             on_total=lambda n: progress.update(task, total=n),
         )
-    _write_data_reports(run_dir, recipe, data)
+    _write_data_reports(run, recipe, data)
     n_unlabelled = int((data.train.targets < 0).sum())
     unlabelled = f" (+ {n_unlabelled} unlabelled)" if n_unlabelled else ""
     console.print(
         f"classes: {', '.join(data.classes)}   training clips: "
         f"{len(data.train) - n_unlabelled}{unlabelled}   validation clips: {len(data.val)}"
     )
-    return _fit(recipe, data, run_dir, dev, state)
+    fit = _Fit(recipe, data, run, dev, saved)
+    fit.run()
+    frame = pd.DataFrame(fit.state.history)
+    _finish(run, frame, fit.state.best, data.classes, recipe.train.metric)
+    _store_thresholds(run / BEST, data, recipe, dev)
+    return TrainResult(run.path, fit.state.best, frame)
 
 
-def _read_resume_state(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / LAST
-    if not path.is_file():
-        raise BioclassError(f"nothing to resume: {path} not found")
-    try:
-        return read_checkpoint(path)
-    except CheckpointError as exc:
-        raise BioclassError(f"cannot resume: {exc}") from None
-
-
-def _write_data_reports(run_dir: Path, recipe: Recipe, data: PreparedData) -> None:
-    (run_dir / "recipe.yaml").write_text(dump_recipe(recipe), encoding="utf-8")
-    data.split.to_csv(run_dir / "split.csv", index=False)
+def _write_data_reports(run: RunDirectory, recipe: Recipe, data: PreparedData) -> None:
+    run.write_text("recipe.yaml", dump_recipe(recipe))
+    run.write_table("split.csv", data.split)
     if len(data.bad):
-        data.bad.to_csv(run_dir / "bad_files.csv", index=False)
-        console.print(
-            f"[yellow]{len(data.bad)} unreadable clip(s) skipped: see {run_dir / 'bad_files.csv'}"
-        )
+        path = run.write_table("bad_files.csv", data.bad)
+        console.print(f"[yellow]{len(data.bad)} unreadable clip(s) skipped: see {path}")
     if data.duplicates:
         rows = [{"set": i, "file": f} for i, group in enumerate(data.duplicates) for f in group]
-        pd.DataFrame(rows).to_csv(run_dir / "duplicates.csv", index=False)
+        run.write_table("duplicates.csv", pd.DataFrame(rows))
 
 
-def _fit(
-    recipe: Recipe,
-    data: PreparedData,
-    run_dir: Path,
-    dev: torch.device,
-    state: dict[str, Any] | None,
-) -> TrainResult:
-    t, g = recipe.train, recipe.augment
-    n_iterations = total_iterations(recipe, len(data.train))
-    frontend = frontend_config(recipe)
-    model = create_model(
-        recipe.model.name,
-        len(data.classes),
-        frontend,
-        recipe.model.dropout,
-        recipe.model.block_dropout,
-    ).to(dev)
-    if recipe.model.init_from and state is None:
-        n_loaded = load_encoder_weights(model, recipe.model.init_from, recipe.model.name, frontend)
-        console.print(f"initialised {n_loaded} encoder tensors from {recipe.model.init_from}")
-    objective = Objective.build(recipe, model, n_iterations)
-    if objective.head is not None:
-        objective.head.to(dev)
-    if dev.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(
-        [*model.parameters(), *objective.parameters()], lr=t.lr, weight_decay=t.weight_decay
-    )
-    amp_dtype = training_dtype(dev, t.amp)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp_dtype == torch.float16)
-    # With EMA off the average never starts: only raw weights are validated and saved.
-    ema = WeightEMA(model, t.ema_decay, t.ema_start if t.ema else n_iterations)
-    eval_model = create_model(
-        recipe.model.name,
-        len(data.classes),
-        frontend,
-        recipe.model.dropout,
-        recipe.model.block_dropout,
-    ).to(dev)
-    activation = score_activation(objective.name)
-    recipe_dict = recipe_to_dict(recipe)
+class _Fit:
+    """One training run on prepared data: the step and validation `run_loop` calls."""
 
-    start, history, best = 0, [], None
-    if state is not None:
-        model.load_state_dict(state["weights"])
-        if objective.head is not None:
-            objective.head.load_state_dict(state["head_weights"])
-        optimizer.load_state_dict(state["optimizer"])
-        start = int(state["iteration"])
-        ema.load_state(state["ema_weights"], start)
-        torch.set_rng_state(state["torch_rng"])
-        history, best = list(state["history"]), state["best"]
-        console.print(f"resuming at iteration {start} of {n_iterations}")
+    def __init__(
+        self,
+        recipe: Recipe,
+        data: PreparedData,
+        run: RunDirectory,
+        dev: torch.device,
+        saved: dict[str, Any] | None,
+    ) -> None:
+        t = recipe.train
+        self.recipe, self.data, self.rundir, self.dev = recipe, data, run, dev
+        n_iterations = total_iterations(recipe, len(data.train))
+        self.plan = LoopPlan("training", "train", n_iterations, t.lr, t.warmup_iterations,
+                             t.schedule, t.eval_every)
+        self.frontend = frontend_config(recipe)
+        self.model = model_from_recipe(recipe, len(data.classes)).to(dev)
+        if recipe.model.init_from and saved is None:
+            n_loaded = load_encoder_weights(self.model, recipe.model.init_from,
+                                            recipe.model.name, self.frontend)
+            console.print(f"initialised {n_loaded} encoder tensors from {recipe.model.init_from}")
+        self.objective = Objective.build(recipe, self.model, n_iterations)
+        if self.objective.head is not None:
+            self.objective.head.to(dev)
+        if dev.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.Adam(
+            [*self.model.parameters(), *self.objective.parameters()],
+            lr=t.lr, weight_decay=t.weight_decay,
+        )
+        self.amp_dtype = training_dtype(dev, t.amp)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        # With EMA off the average never starts: only raw weights are validated and saved.
+        self.ema = WeightEMA(self.model, t.ema_decay, t.ema_start if t.ema else n_iterations)
+        # Validation loads raw or EMA weights into a second copy, leaving the trained one as is.
+        self.eval_model = model_from_recipe(recipe, len(data.classes)).to(dev)
+        self.activation = score_activation(self.objective.name)
+        self.recipe_dict = recipe_to_dict(recipe)
+        self.state = TrainingState()
+        if saved is not None:
+            self.state = TrainingState.from_checkpoint(saved)
+            self.model.load_state_dict(saved["weights"])
+            self.state.restore(self.optimizer, self.objective.head)
+            self.ema.load_state(saved["ema_weights"], self.state.iteration)
+            console.print(f"resuming at iteration {self.state.iteration} of {n_iterations}")
 
-    n_unlabelled = int(round(t.unlabelled_ratio * t.batch_size)) if objective.name == "clar" else 0
-    sampler = BatchSampler(
-        data.train.targets, t.batch_size, recipe.seed, recipe.data.balanced, start, n_iterations,
-        n_unlabelled=n_unlabelled,
-    )
-    loader = torch.utils.data.DataLoader(
-        data.train,
-        batch_sampler=sampler,
-        num_workers=t.num_workers,
-        pin_memory=dev.type == "cuda",
-        persistent_workers=False,
-        # A private generator: the loader must not draw from the global RNG (dropout's).
-        generator=torch.Generator().manual_seed(recipe.seed),
-    )
+    def run(self) -> None:
+        """Train from the current state to the last iteration."""
+        t, recipe = self.recipe.train, self.recipe
+        n_unlabelled = (int(round(t.unlabelled_ratio * t.batch_size))
+                        if self.objective.name == "clar" else 0)
+        sampler = BatchSampler(
+            self.data.train.targets, t.batch_size, recipe.seed, recipe.data.balanced,
+            self.state.iteration, self.plan.n_iterations, n_unlabelled=n_unlabelled,
+        )
+        loader = torch.utils.data.DataLoader(
+            self.data.train,
+            batch_sampler=sampler,
+            num_workers=t.num_workers,
+            pin_memory=self.dev.type == "cuda",
+            persistent_workers=False,
+            # A private generator: the loader must not draw from the global RNG (dropout's).
+            generator=torch.Generator().manual_seed(recipe.seed),
+        )
+        self.model.train()
+        run_loop(self.plan, loader, self.optimizer, self, self.state, self.rundir)
 
-    def save_last(iteration: int) -> None:
+    def step(self, iteration: int, batch: tuple[torch.Tensor, torch.Tensor]) -> float:
+        """One optimiser step, then the EMA update."""
+        wave, y = batch
+        rng = np.random.default_rng([self.recipe.seed, 7, iteration])
+        self.objective.set_mode(self.model, iteration)
+        loss = _step(self.model, self.objective, self.optimizer, self.scaler, wave, y,
+                     self.recipe.augment, rng, self.dev, self.amp_dtype, iteration)
+        self.ema.update(self.model, iteration)
+        return loss
+
+    def evaluate(self, iteration: int, train_loss: float, elapsed: float) -> list[dict] | None:
+        """Validate raw (and EMA) weights, unless the classifier means nothing yet."""
+        if not self.objective.validates(iteration):
+            return None  # SupCon stage: nothing to validate yet
+        rows, self.state.best = _validate(
+            self.model, self.eval_model, self.ema, self.data, self.recipe, self.activation,
+            self.dev, iteration, train_loss, elapsed, self.state.best, self.rundir,
+            self.frontend, self.recipe_dict,
+        )
+        return rows
+
+    def describe(self, iteration: int, rows: list[dict]) -> str:
+        metric = self.recipe.train.metric
+        summary = ", ".join(f"{r['weights']} {metric} {r[metric]:.3f}" for r in rows)
+        return f"iteration {iteration}: {summary}"
+
+    def save(self, state: TrainingState) -> None:
+        """last.pt: the raw weights, the EMA and everything --resume needs."""
         ckpt = model_checkpoint(
-            model,
-            recipe.model.name,
-            data.classes,
-            frontend,
-            recipe_dict,
-            ema.state,
+            self.model,
+            self.recipe.model.name,
+            self.data.classes,
+            self.frontend,
+            self.recipe_dict,
+            self.ema.state,
             use_ema=False,
-            score_activation=activation,
-            extra={
-                "optimizer": optimizer.state_dict(),
-                "head_weights": None if objective.head is None else {
-                    k: v.detach().cpu() for k, v in objective.head.state_dict().items()},
-                "iteration": iteration,
-                "torch_rng": torch.get_rng_state(),
-                "history": history,
-                "best": best,
-            },
+            score_activation=self.activation,
+            extra=state.capture(self.optimizer, self.objective.head),
         )
-        atomic_save(ckpt, run_dir / LAST)
-
-    losses: list[float] = []
-    iteration = start
-    started = time.perf_counter()
-    model.train()
-    with graceful_interrupt() as stop, progress_bar() as progress:
-        task = progress.add_task("training", total=n_iterations, completed=start, info="")
-        try:
-            for wave, y in loader:
-                iteration += 1
-                for group in optimizer.param_groups:
-                    group["lr"] = t.lr * lr_factor(
-                        iteration - 1, n_iterations, t.warmup_iterations, t.schedule
-                    )
-                rng = np.random.default_rng([recipe.seed, 7, iteration])
-                objective.set_mode(model, iteration)
-                loss = _step(model, objective, optimizer, scaler, wave, y, g, rng, dev,
-                             amp_dtype, iteration)
-                ema.update(model, iteration)
-                if not math.isfinite(loss):
-                    raise BioclassError(
-                        f"training diverged at iteration {iteration} (loss {loss}); lower train.lr"
-                    )
-                losses.append(loss)
-                progress.update(task, advance=1, info=f"loss {np.mean(losses[-50:]):.4f}")
-                due = iteration % t.eval_every == 0 or iteration == n_iterations
-                if due and objective.validates(iteration):
-                    rows, best = _validate(
-                        model,
-                        eval_model,
-                        ema,
-                        data,
-                        recipe,
-                        activation,
-                        dev,
-                        iteration,
-                        float(np.mean(losses)) if losses else float("nan"),
-                        time.perf_counter() - started,
-                        best,
-                        run_dir,
-                        frontend,
-                        recipe_dict,
-                    )
-                    losses.clear()
-                    history.extend(rows)
-                    pd.DataFrame(history).to_csv(run_dir / "metrics.csv", index=False)
-                    save_last(iteration)
-                    summary = ", ".join(
-                        f"{r['weights']} {t.metric} {r[t.metric]:.3f}" for r in rows
-                    )
-                    progress.console.print(f"iteration {iteration}: {summary}")
-                elif due:
-                    save_last(iteration)  # SupCon stage: nothing to validate yet
-                if stop.requested:
-                    break
-        except RuntimeError:
-            if not stop.requested:  # a data-loader worker killed by the same Ctrl-C
-                raise
-    if stop.requested and iteration < n_iterations:
-        save_last(iteration)
-        raise TrainingInterrupted(
-            f"interrupted after iteration {iteration}; "
-            f"continue with: bioclass train --resume {run_dir}"
-        )
-
-    frame = pd.DataFrame(history)
-    _finish(run_dir, frame, best, data.classes, t.metric)
-    _store_thresholds(run_dir / BEST, data, recipe, dev)
-    return TrainResult(run_dir, best, frame)
+        self.rundir.save_checkpoint(LAST, ckpt)
 
 
 def _store_thresholds(path: Path, data: PreparedData, recipe: Recipe, dev: torch.device) -> None:
@@ -377,7 +309,7 @@ def _validate(
     train_loss: float,
     elapsed: float,
     best: dict[str, Any] | None,
-    run_dir: Path,
+    run: RunDirectory,
     frontend: FrontendConfig,
     recipe_dict: dict[str, Any],
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
@@ -427,12 +359,12 @@ def _validate(
                 score_activation=activation,
                 extra={"iteration": iteration, "val_metrics": metrics},
             )
-            atomic_save(ckpt, run_dir / BEST)
+            run.save_checkpoint(BEST, ckpt)
     return rows, best
 
 
 def _finish(
-    run_dir: Path,
+    run: RunDirectory,
     history: pd.DataFrame,
     best: dict[str, Any] | None,
     classes: list[str],
@@ -440,12 +372,12 @@ def _finish(
 ) -> None:
     if best is None:
         raise BioclassError("training ended without a validation: set train.eval_every")
-    (run_dir / "best.json").write_text(json.dumps(best, indent=2), encoding="utf-8")
-    plot_learning_curve(history, metric, run_dir / "learning_curve.png")
+    run.write_text("best.json", json.dumps(best, indent=2))
+    plot_learning_curve(history, metric, run / "learning_curve.png")
     plot_confusion(
         np.array(best["metrics"]["confusion"]),
         classes,
-        run_dir / "confusion_matrix.png",
+        run / "confusion_matrix.png",
         f"Validation, {best['weights']} weights, iteration {best['iteration']}",
     )
     print_metrics(
@@ -453,4 +385,4 @@ def _finish(
         f"Best model (validation {metric.upper()}): iteration {best['iteration']}, "
         f"{best['weights']} weights",
     )
-    console.print(f"saved {run_dir / BEST}")
+    console.print(f"saved {run / BEST}")
