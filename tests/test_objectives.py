@@ -18,7 +18,8 @@ from bioclass.data.unlabelled import withhold_labels
 from bioclass.losses import angular_margin_supervised, nt_xent, supcon
 from bioclass.models import FrontendConfig, create_model
 from bioclass.recipe import recipe_from_dict
-from bioclass.training.objectives import Objective, resolve_loss
+from bioclass.recipe.objectives import resolve_loss
+from bioclass.training.objectives import Objective
 
 FRONTEND = FrontendConfig(sample_rate=8000, n_fft=256, hop_length=160, n_mels=32, f_max=4000)
 

@@ -15,6 +15,7 @@ from bioclass.data.duplicates import find_duplicates
 from bioclass.data.labels import LabelError, labels_from_csv, labels_from_folders, resolve_classes
 from bioclass.data.split import grouped_split
 from bioclass.data.unlabelled import mark_unlabelled, unlabelled_windows, withhold_labels
+from bioclass.recipe.objectives import resolve_objective
 from bioclass.recipe.schema import Recipe
 
 log = logging.getLogger(__name__)
@@ -139,7 +140,7 @@ def prepare_data(
     val_rows = used_ok[~train_mask].reset_index(drop=True)
     val_waves = None if waves is None else [w for w, m in zip(waves, train_mask,
                                                                 strict=True) if not m]
-    views = 2 if recipe.loss.name == "clar" else 1
+    views = resolve_objective(recipe).views
     return PreparedData(
         classes=classes,
         train=ClipDataset(train_rows, classes, spec, train_waves, recipe.wave_augment, views),
@@ -166,7 +167,7 @@ def _semi_supervised(
          unreadable unlabelled files)
     """
     d = recipe.data
-    uses_unlabelled = recipe.loss.name == "clar"
+    uses_unlabelled = resolve_objective(recipe).learns_from_unlabelled
     bad = pd.DataFrame(columns=["file", "error"])
     table = table.copy()
     table["labelled"] = table["split"].isin(["train", "val"])

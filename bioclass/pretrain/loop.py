@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from bioclass.checkpoint import model_checkpoint
+from bioclass.core.activation import Activation
 from bioclass.core.console import console, progress_bar
 from bioclass.core.errors import BioclassError
 from bioclass.data.clips import ClipDataset, decode_all
@@ -237,7 +238,7 @@ def _encoder_checkpoint(
 ) -> dict[str, Any]:
     return model_checkpoint(
         encoder, recipe.model.name, [], frontend, recipe_dict, None, use_ema=False,
-        score_activation="none",
+        score_activation=Activation.NONE.value,
         extra={"kind": "encoder", "iteration": iteration, "history": history,
                "window_seconds": recipe.pretrain.patch_seconds, **(extra or {})},
     )

@@ -44,7 +44,7 @@ from bioclass.runtime.precision import autocast, training_dtype
 from bioclass.runtime.rundir import LAST, RunDirectory
 from bioclass.runtime.state import TrainingState
 from bioclass.training.ema import WeightEMA
-from bioclass.training.objectives import Objective, score_activation
+from bioclass.training.objectives import Objective
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,10 @@ def train(
         f"{len(data.train) - n_unlabelled}{unlabelled}   validation clips: {len(data.val)}"
     )
     fit = _Fit(recipe, data, run, dev, saved)
+    spec = fit.objective.spec
+    why = f" (loss.name {recipe.loss.name})" if recipe.loss.name != spec.name else ""
+    # Said out loud: MixUp switches `auto` to BCE, which makes scan's scores sigmoid.
+    console.print(f"objective: {spec.name}{why}   scores: {spec.activation.value}")
     fit.run()
     frame = pd.DataFrame(fit.state.history)
     _finish(run, frame, fit.state.best, data.classes, recipe.train.metric)
@@ -163,7 +167,7 @@ class _Fit:
         self.ema = WeightEMA(self.model, t.ema_decay, t.ema_start if t.ema else n_iterations)
         # Validation loads raw or EMA weights into a second copy, leaving the trained one as is.
         self.eval_model = model_from_recipe(recipe, len(data.classes)).to(dev)
-        self.activation = score_activation(self.objective.name)
+        self.activation = self.objective.spec.activation.value
         self.recipe_dict = recipe_to_dict(recipe)
         self.state = TrainingState()
         if saved is not None:
@@ -177,7 +181,7 @@ class _Fit:
         """Train from the current state to the last iteration."""
         t, recipe = self.recipe.train, self.recipe
         n_unlabelled = (int(round(t.unlabelled_ratio * t.batch_size))
-                        if self.objective.name == "clar" else 0)
+                        if self.objective.spec.learns_from_unlabelled else 0)
         sampler = BatchSampler(
             self.data.train.targets, t.batch_size, recipe.seed, recipe.data.balanced,
             self.state.iteration, self.plan.n_iterations, n_unlabelled=n_unlabelled,

@@ -1,0 +1,98 @@
+"""The training objectives a recipe can name (`loss.name`), each declaring what the rest of
+bioclass needs to know about it.
+
+Data preparation, validation, the training loop and the checkpoint ask the objective — does it
+learn from unlabelled clips, how many views of a clip does it need, does it need a hard label
+per clip, which score activation does it produce — instead of comparing loss names. The losses
+themselves are computed in `bioclass.training.objectives`.
+
+    ce / bce          Pellegrini (2021): categorical or binary cross-entropy (`auto` is bce when
+                      MixUp is on, as in the paper, else ce)
+    supcon_hybrid     SoundCLR (Nasiri & Hu 2021): SupCon on a linear projection + cross-entropy
+    supcon_two_stage  SupCon alone, then the encoder is frozen and the last layer trained (CE)
+    ce_angular        supervised angular margin on the embedding + cross-entropy (Wang 2022)
+    clar              CLAR (Al-Tahan & Mohsenzadeh 2021): NT-Xent between two augmented views
+                      + cross-entropy on the labelled clips; unlabelled clips take part
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bioclass.core.activation import Activation
+from bioclass.recipe.schema import Recipe
+
+AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    """What an objective is, as far as everything but its loss computation is concerned.
+
+    Attributes:
+        name: the `loss.name` that selects it.
+        activation: how its logits become scores (stored in the checkpoint for scan/evaluate).
+        soft_targets: it can learn from MixUp's mixed targets; False means it needs one hard
+            label per clip (a contrastive or margin term compares labels).
+        learns_from_unlabelled: clips without a label take part (else they are left out).
+        views: augmented views of each clip per batch.
+        projection: training-only projection head: None, "linear" or "mlp".
+        staged: the classifier means nothing until a first stage is over (not validated then).
+        head_only: `model.freeze_encoder` (train only the last layer) is meaningful with it.
+    """
+
+    name: str
+    activation: Activation = Activation.SOFTMAX
+    soft_targets: bool = False
+    learns_from_unlabelled: bool = False
+    views: int = 1
+    projection: str | None = None
+    staged: bool = False
+    head_only: bool = False
+
+
+OBJECTIVES: dict[str, ObjectiveSpec] = {
+    spec.name: spec
+    for spec in (
+        ObjectiveSpec("ce", soft_targets=True, head_only=True),
+        ObjectiveSpec("bce", Activation.SIGMOID, soft_targets=True, head_only=True),
+        ObjectiveSpec("supcon_hybrid", projection="linear"),
+        ObjectiveSpec("supcon_two_stage", projection="linear", staged=True),
+        ObjectiveSpec("ce_angular"),
+        ObjectiveSpec("clar", learns_from_unlabelled=True, views=2, projection="mlp"),
+    )
+}
+
+LOSS_NAMES: tuple[str, ...] = (AUTO, *OBJECTIVES)  # what loss.name accepts
+
+
+def resolve_objective(recipe: Recipe) -> ObjectiveSpec:
+    """The recipe's objective; `auto` is bce with MixUp (sigmoid scores), else ce."""
+    name = recipe.loss.name
+    if name == AUTO:
+        name = "bce" if recipe.augment.mixup_alpha > 0 else "ce"
+    return OBJECTIVES[name]
+
+
+def resolve_loss(recipe: Recipe) -> str:
+    """The name of the recipe's objective (`auto` resolved)."""
+    return resolve_objective(recipe).name
+
+
+def _choices(names: list[str]) -> str:
+    """'a, b or c'."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+def check_objective(recipe: Recipe, fail: Callable[[str], None]) -> None:
+    """The recipe checks that depend on what the chosen objective is (loss.name is known)."""
+    name = recipe.loss.name
+    spec = resolve_objective(recipe)
+    if recipe.augment.mixup_alpha > 0 and not spec.soft_targets:
+        mixable = _choices([AUTO, *(s.name for s in OBJECTIVES.values() if s.soft_targets)])
+        fail(f"augment.mixup_alpha needs loss.name {mixable}: {name} needs a hard "
+             "label per clip (set augment.mixup_alpha: 0)")
+    if recipe.model.freeze_encoder and not spec.head_only:
+        fail(f"model.freeze_encoder trains only the last layer: use loss.name ce (not "
+             f"{name})")
