@@ -16,8 +16,8 @@ from torch import nn
 
 from bioclass.models import MODEL_NAMES, Classifier, FrontendConfig, create_model
 from bioclass.models.fusion import fuse_conv_bn
-from bioclass.scan.infer import fast_mode_problem, prepare_for_inference, score_file
-from bioclass.scan.stream import WindowPlan
+from bioclass.inference.score import fast_mode_problem, prepare_for_inference, score_file
+from bioclass.inference.stream import WindowPlan
 
 N_CLASSES = 4
 FRONTEND = FrontendConfig()  # 16 kHz, hop 320
