@@ -14,10 +14,10 @@ import soundfile as sf
 import torch
 from torch import nn
 
-from bioclass.models import MODEL_NAMES, Classifier, FrontendConfig, create_model
-from bioclass.models.fusion import fuse_conv_bn
 from bioclass.inference.score import fast_mode_problem, prepare_for_inference, score_file
 from bioclass.inference.stream import WindowPlan
+from bioclass.models import MODEL_NAMES, Classifier, FrontendConfig, create_model
+from bioclass.models.fusion import fuse_conv_bn
 
 N_CLASSES = 4
 FRONTEND = FrontendConfig()  # 16 kHz, hop 320

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from bioclass.audio import AudioError, audio_info
+from bioclass.audio.probe import probe_headers
 from bioclass.data.clips import ClipDataset, ClipSpec, check_bad_fraction, decode_all
 from bioclass.data.duplicates import find_duplicates
 from bioclass.data.labels import LabelError, labels_from_csv, labels_from_folders, resolve_classes
@@ -205,21 +205,15 @@ def _probe_all(
     table: pd.DataFrame, max_bad_fraction: float, on_progress: Callable[[int], None] | None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Header check of every file when clips are not cached (cheap, catches most broken files)."""
-    bad, kept = [], []
-    checked: dict[str, str | None] = {}
-    for i, file in enumerate(table["file"]):
-        if file not in checked:
-            try:
-                audio_info(file)
-                checked[file] = None
-            except AudioError as exc:
-                checked[file] = str(exc)
-        if checked[file] is None:
-            kept.append(i)
-        else:
-            bad.append({"file": file, "error": checked[file]})
-        if on_progress is not None:
-            on_progress(1)
-    bad_table = pd.DataFrame(bad, columns=["file", "error"])
+    _, unreadable = probe_headers(table["file"], on_progress)
+    errors = dict(zip(unreadable["file"], unreadable["error"], strict=True))
+    broken = table["file"].isin(errors).to_numpy()
+    kept = np.flatnonzero(~broken)
+    # One row per clip (a broken file cut into several clips loses each of them).
+    bad_table = pd.DataFrame(
+        {"file": table["file"][broken], "error": table["file"][broken].map(errors)},
+        columns=["file", "error"],
+    ).reset_index(drop=True)
+    bad = bad_table.to_dict(orient="records")
     check_bad_fraction(len(bad), len(table), max_bad_fraction, bad_table)
     return table.iloc[kept].reset_index(drop=True), bad_table

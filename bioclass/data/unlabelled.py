@@ -8,7 +8,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from bioclass.audio import AudioError, audio_info
+from bioclass.audio.probe import probe_headers
 from bioclass.core.errors import BioclassError
 
 log = logging.getLogger(__name__)
@@ -29,25 +29,21 @@ def unlabelled_windows(
     from bioclass.audio.discover import collect_inputs
 
     files = collect_inputs(inputs)
-    rows, bad = [], []
-    for path in files:
-        try:
-            info = audio_info(path)
-        except AudioError as exc:
-            bad.append({"file": str(path), "error": str(exc)})
-            continue
+    rows = []
+    readable, bad = probe_headers(files)
+    for path, info in readable.items():
         n = max(1, int(info.duration_seconds // clip_seconds))
         starts = np.arange(n) * clip_seconds
         for start in starts:
             end = min(start + clip_seconds, info.duration_seconds)
-            rows.append((str(path), float(start), float(end)))
+            rows.append((path, float(start), float(end)))
     if not rows:
         raise BioclassError(f"data.unlabelled: no readable audio in {', '.join(inputs)}")
     table = pd.DataFrame(rows, columns=["file", "start_time", "end_time"])
     table["group"] = table["file"]
     table["split"] = "train"
     table["label"] = None
-    return table, pd.DataFrame(bad, columns=["file", "error"])
+    return table, bad
 
 
 def withhold_labels(

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from bioclass.audio import AudioError, audio_info
 from bioclass.audio.discover import collect_inputs
+from bioclass.audio.probe import probe_headers
 from bioclass.core.errors import BioclassError
 from bioclass.data.clips import check_bad_fraction
 
@@ -34,17 +34,10 @@ def index_archive(
         BioclassError: nothing readable, or more than `max_bad_fraction` of the files broken.
     """
     files = collect_inputs([str(i) for i in inputs])
-    rows, bad = [], []
-    for path in files:
-        try:
-            info = audio_info(path)
-            rows.append({"file": str(path), "duration_s": info.duration_seconds,
-                         "sample_rate": info.sample_rate, "channels": info.n_channels})
-        except AudioError as exc:
-            bad.append({"file": str(path), "error": str(exc)})
-        if on_progress is not None:
-            on_progress(1)
-    bad_table = pd.DataFrame(bad, columns=["file", "error"])
+    readable, bad_table = probe_headers(files, on_progress)
+    rows = [{"file": path, "duration_s": info.duration_seconds, "sample_rate": info.sample_rate,
+             "channels": info.n_channels} for path, info in readable.items()]
+    bad = bad_table.to_dict(orient="records")
     if not rows:
         first = f"; first: {bad[0]['error']}" if bad else ""
         raise BioclassError(f"no readable audio in {', '.join(map(str, inputs))}{first}")
