@@ -3,16 +3,23 @@
 A checkpoint holds tensors and JSON-able values only: the weights, the EMA weights, which of the
 two to use for inference, class names, front-end settings, model name, the resolved recipe, the
 bioclass version and a format number. Never pickled objects: users share these files.
+
+Commands that run a model read what they need through `CheckpointInfo` (built by
+`checkpoint_info`), so the dict's layout is known in this module only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from bioclass import __version__
+from bioclass.core.activation import Activation
 from bioclass.core.atomic import atomic_file
 from bioclass.core.errors import BioclassError
 from bioclass.models import Classifier, FrontendConfig, create_model
@@ -79,6 +86,83 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             f"({__version__}, format {FORMAT}); upgrade bioclass to load it"
         )
     return ckpt
+
+
+class ModelKind(str, Enum):
+    """What a checkpoint's model gives; its value is what encoder checkpoints store as "kind"."""
+
+    CLASSIFIER = "classifier"  # from `bioclass train`: class scores (and embeddings)
+    ENCODER = "encoder"  # from `bioclass pretrain`: embeddings only
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What a checkpoint says about its model, read once from the checkpoint dict.
+
+    Attributes:
+        kind: classifier or encoder.
+        model_name: registry name of the architecture.
+        classes: class names in output order (empty for an encoder).
+        frontend: the log-mel settings the model was trained with.
+        sample_rate: the model's input rate (Hz), the front end's.
+        window_seconds: the audio one input covers: the training clip length, or an encoder's
+            patch length.
+        channel: the channel of multichannel clips used in training (None: the mono mix).
+        activation: how logits become scores (`Activation.NONE` for an encoder).
+        background_label: the class that means "no species".
+        fitted_thresholds: per-class detection thresholds fitted in training (a class may map
+            to None), or None when none were stored.
+        use_ema: whether the EMA weights were chosen for inference.
+        bioclass_version: the bioclass that wrote the checkpoint.
+    """
+
+    kind: ModelKind
+    model_name: str
+    classes: tuple[str, ...]
+    frontend: FrontendConfig
+    sample_rate: int
+    window_seconds: float
+    channel: int | None
+    activation: Activation
+    background_label: str
+    fitted_thresholds: Mapping[str, float | None] | None
+    use_ema: bool
+    bioclass_version: str
+
+
+def checkpoint_info(ckpt: dict[str, Any], source: str | Path = "checkpoint") -> CheckpointInfo:
+    """The typed view of a checkpoint dict (`source` names it in error messages).
+
+    Raises:
+        BioclassError: an unknown score activation or front-end setting.
+    """
+    encoder = ckpt.get("kind") == ModelKind.ENCODER.value
+    kind = ModelKind.ENCODER if encoder else ModelKind.CLASSIFIER
+    recipe = ckpt["recipe"]
+    if kind is ModelKind.ENCODER:
+        # Encoders written before "window_seconds" was stored have only the recipe's patch length.
+        window = ckpt.get("window_seconds") or recipe["pretrain"]["patch_seconds"]
+    else:
+        window = recipe["audio"]["clip_seconds"]
+    frontend = FrontendConfig.from_dict(ckpt["frontend"])
+    fitted = ckpt.get("thresholds")
+    return CheckpointInfo(
+        kind=kind,
+        model_name=ckpt["model_name"],
+        classes=tuple(ckpt.get("classes") or ()),
+        frontend=frontend,
+        sample_rate=int(frontend.sample_rate),
+        window_seconds=float(window),
+        channel=recipe.get("audio", {}).get("channel"),
+        activation=Activation.parse(ckpt["score_activation"], str(source)),
+        background_label=ckpt.get("background_label", "background"),
+        # Training stores {class: {"threshold": t, ...fit details}}; a scan needs t alone.
+        fitted_thresholds=(
+            {name: fit.get("threshold") for name, fit in fitted.items()} if fitted else None
+        ),
+        use_ema=bool(ckpt.get("use_ema")),
+        bioclass_version=str(ckpt.get("bioclass_version", "")),
+    )
 
 
 def load_model(path: str | Path) -> tuple[Classifier, dict[str, Any]]:

@@ -15,9 +15,9 @@ import click
 from bioclass import __version__
 from bioclass.core.console import console, setup_logging
 from bioclass.core.errors import BioclassError
+from bioclass.scan.options import FORMATS
 
 DEVICES = click.Choice(["auto", "cpu", "cuda", "mps"], case_sensitive=False)
-FORMATS_CHOICE = ["csv", "raven", "audacity"]
 
 
 def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -173,6 +173,8 @@ def _channels(value: str) -> str | int:
     raise click.BadParameter("use mix, each or a channel number (0 = first)")
 
 
+# The scan options' parameter names are ScanOptions' field names: the command passes them on as
+# they come, after the few conversions Click does not do.
 @main.command()
 @click.argument("inputs", nargs=-1, type=str)
 @click.option("--model", "models", multiple=True, required=True,
@@ -183,7 +185,8 @@ def _channels(value: str) -> str | int:
               help="Detections CSV ('-' for stdout); other outputs go beside it.")
 @click.option("--from-list", "list_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Text file of paths to scan, one per line.")
-@click.option("--hop", type=float, help="Seconds between window starts (default: half a window).")
+@click.option("--hop", "hop_seconds", type=float,
+              help="Seconds between window starts (default: half a window).")
 @click.option("--overlap", type=click.FloatRange(0, 1, max_open=True),
               help="Window overlap fraction instead of --hop (0.5 = half a window).")
 @click.option("--channels", default="mix", show_default=True,
@@ -203,12 +206,14 @@ def _channels(value: str) -> str | int:
 @click.option("--thresholds", "thresholds_csv", type=click.Path(dir_okay=False, path_type=Path),
               help="CSV label,threshold overriding the checkpoint's fitted thresholds.")
 @click.option("--keep-background", is_flag=True, help="Also report background windows.")
-@click.option("--no-merge", is_flag=True, help="One row per window instead of merged events.")
-@click.option("--min-gap", default=0.0, show_default=True, type=click.FloatRange(min=0),
+@click.option("--no-merge", "merge", is_flag=True, flag_value=False, default=True,
+              help="One row per window instead of merged events.")
+@click.option("--min-gap", "min_gap_s", default=0.0, show_default=True,
+              type=click.FloatRange(min=0),
               help="Merge same-label events separated by at most this many seconds.")
-@click.option("--min-duration", default=0.0, show_default=True, type=click.FloatRange(min=0),
-              help="Drop events shorter than this many seconds.")
-@click.option("--format", "formats", multiple=True, type=click.Choice(FORMATS_CHOICE),
+@click.option("--min-duration", "min_duration_s", default=0.0, show_default=True,
+              type=click.FloatRange(min=0), help="Drop events shorter than this many seconds.")
+@click.option("--format", "formats", multiple=True, type=click.Choice(FORMATS),
               help="Output formats (repeatable): csv (default), raven, audacity.")
 @click.option("--scores", "scores_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write every window's class scores (.parquet or .csv).")
@@ -218,34 +223,22 @@ def _channels(value: str) -> str | int:
 @click.option("--truth", type=click.Path(dir_okay=False, path_type=Path),
               help="Truth table (start_time,end_time,label[,file]): print event precision/recall.")
 @_friendly
-def scan(inputs: tuple[str, ...], models: tuple[Path, ...], out: Path, list_file: Path | None,
-         hop: float | None, overlap: float | None, channels: str, batch_size: int, workers: int,
-         device: str, mode: str, precision: str, threshold: float | None,
-         thresholds_csv: Path | None,
-         keep_background: bool, no_merge: bool, min_gap: float, min_duration: float,
-         formats: tuple[str, ...], scores_path: Path | None, max_failures: int | None,
-         metadata: bool, truth: Path | None) -> None:
+def scan(inputs: tuple[str, ...], models: tuple[Path, ...], list_file: Path | None,
+         truth: Path | None, **params: Any) -> None:
     """Tag long recordings (files, folders, globs) with species labels."""
     from bioclass.audio.discover import collect_inputs
+    from bioclass.core.console import progress_bar
+    from bioclass.scan.options import DEFAULT_FORMATS, ScanOptions
     from bioclass.scan.report import print_scan_report
-    from bioclass.scan.runner import ScanOptions, load_window_seconds
     from bioclass.scan.runner import scan as run_scan
 
-    if hop is not None and overlap is not None:
-        raise BioclassError("give --hop or --overlap, not both")
-    if overlap is not None:
-        hop = load_window_seconds(models[0]) * (1 - overlap)
+    options = ScanOptions(**{
+        **params,
+        "channels": _channels(params["channels"]),
+        "formats": tuple(params["formats"]) or DEFAULT_FORMATS,
+        "collect_events": truth is not None,
+    })
     files = collect_inputs(inputs, list_file)
-    options = ScanOptions(
-        out=out, hop_seconds=hop, channels=_channels(channels), batch_size=batch_size,
-        workers=workers, device=device, mode=mode, precision=precision, threshold=threshold,
-        thresholds_csv=thresholds_csv, keep_background=keep_background, merge=not no_merge,
-        min_gap_s=min_gap, min_duration_s=min_duration, formats=tuple(formats) or ("csv",),
-        scores_path=scores_path, max_failures=max_failures, metadata=metadata,
-        collect_events=truth is not None,
-    )
-    from bioclass.core.console import progress_bar
-
     with progress_bar() as progress:
         task = progress.add_task("scanning", total=len(files), info="")
         summary = run_scan(
@@ -293,6 +286,7 @@ def pretrain(archives: tuple[str, ...], recipe: Path | None, overrides: tuple[st
     run_pretraining(loaded, list(archives), out, device=device)
 
 
+# As for scan: the parameter names are EmbedOptions' field names.
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("inputs", nargs=-1, type=str)
@@ -301,9 +295,9 @@ def pretrain(archives: tuple[str, ...], recipe: Path | None, overrides: tuple[st
               help="Output table (.parquet or .csv).")
 @click.option("--from-list", "list_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Text file of paths, one per line.")
-@click.option("--window", type=click.FloatRange(min=0, min_open=True),
+@click.option("--window", "window_seconds", type=click.FloatRange(min=0, min_open=True),
               help="Window seconds (default: the checkpoint's clip or patch length).")
-@click.option("--hop", type=click.FloatRange(min=0, min_open=True),
+@click.option("--hop", "hop_seconds", type=click.FloatRange(min=0, min_open=True),
               help="Seconds between window starts (default: the window, no overlap).")
 @click.option("--channels", default="mix", show_default=True,
               help="mix (mean to mono), each (every channel) or N.")
@@ -314,25 +308,24 @@ def pretrain(archives: tuple[str, ...], recipe: Path | None, overrides: tuple[st
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "amp"]), default="fp32",
               show_default=True)
 @_friendly
-def embed(model: Path, inputs: tuple[str, ...], out: Path, list_file: Path | None,
-          window: float | None, hop: float | None, channels: str, batch_size: int, device: str,
-          mode: str, precision: str) -> None:
+def embed(model: Path, inputs: tuple[str, ...], list_file: Path | None, **params: Any) -> None:
     """Per-window embeddings of recordings (INPUTS: files, folders, globs) from MODEL, a
     classifier or a pretrained encoder."""
     from bioclass.audio.discover import collect_inputs
     from bioclass.core.console import progress_bar
+    from bioclass.embed import EmbedOptions
     from bioclass.embed import embed as run_embed
 
     files = collect_inputs(inputs, list_file)
+    options = EmbedOptions(**{**params, "channels": _channels(params["channels"])})
     with progress_bar() as progress:
         task = progress.add_task("embedding", total=len(files), info="")
-        summary = run_embed(files, model, out, window, hop, _channels(channels), batch_size,
-                            device, mode, precision,
+        summary = run_embed(files, model, options,
                             on_file=lambda p: progress.update(task, advance=1, info=p.name))
     console.print(f"{summary.n_windows} windows x {summary.dim} dims from "
                   f"{summary.n_files - len(summary.failed)} file(s) "
                   f"({summary.audio_seconds / 3600:.3f} h) in {summary.wall_seconds:.1f} s "
-                  f"-> {out}")
+                  f"-> {options.out}")
     if summary.failed:
         console.print(f"[yellow]{len(summary.failed)} file(s) could not be read: see "
                       f"{summary.outputs['failed']}")

@@ -19,16 +19,30 @@ import numpy as np
 import pandas as pd
 
 from bioclass.audio import AudioError
-from bioclass.checkpoint import load_model
 from bioclass.core.atomic import atomic_write_text
 from bioclass.core.errors import BioclassError
-from bioclass.inference.score import EMBEDDING, prepare_for_inference, resolve_mode, score_file
+from bioclass.inference.models import load_models, prepare_for_inference
+from bioclass.inference.score import WindowOutput, resolve_mode, score_file
 from bioclass.inference.stream import WindowPlan
 from bioclass.outputs import writers
 from bioclass.runtime.device import pick_device
 from bioclass.runtime.precision import check_inference_precision
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EmbedOptions:
+    """What the user chose (the field names are the `bioclass embed` parameter names)."""
+
+    out: Path  # .parquet or .csv; unreadable files go to `<stem>.failed.csv` beside it
+    window_seconds: float | None = None  # None: the checkpoint's clip (or patch) length
+    hop_seconds: float | None = None  # None: the window (no overlap)
+    channels: str | int = "mix"
+    batch_size: int = 64
+    device: str = "auto"
+    mode: str = "exact"  # as for `bioclass scan`, but exact by default
+    precision: str = "fp32"
 
 
 @dataclass
@@ -46,24 +60,10 @@ class EmbedSummary:
     outputs: dict[str, str] = field(default_factory=dict)
 
 
-def checkpoint_window(ckpt: dict) -> float:
-    """The window a checkpoint was trained on: the clip length, or an encoder's patch length."""
-    if ckpt.get("kind") == "encoder":
-        return float(ckpt.get("window_seconds") or ckpt["recipe"]["pretrain"]["patch_seconds"])
-    return float(ckpt["recipe"]["audio"]["clip_seconds"])
-
-
 def embed(
     files: list[Path],
     model_path: Path,
-    out: Path,
-    window_seconds: float | None = None,
-    hop_seconds: float | None = None,
-    channels: str | int = "mix",
-    batch_size: int = 64,
-    device: str = "auto",
-    mode: str = "exact",
-    precision: str = "fp32",
+    options: EmbedOptions,
     on_file: Callable[[Path], None] | None = None,
 ) -> EmbedSummary:
     """Write one row per window: file, channel, start_time, end_time, e000, e001, ...
@@ -71,35 +71,35 @@ def embed(
     Args:
         files: recordings, in output order.
         model_path: a classifier (`train`) or an encoder (`pretrain`) checkpoint.
-        out: `.parquet` or `.csv` output; unreadable files go to `<stem>.failed.csv` beside it.
-        window_seconds: window length; default: the checkpoint's clip (or patch) length.
-        hop_seconds: hop between windows; default: the window (no overlap).
-        channels, batch_size, device, mode, precision: as for `bioclass scan`.
+        options: the user's choices.
         on_file: progress callback.
     """
     started = time.perf_counter()
+    out = options.out
     writers.check_scores_path(out)
-    model, ckpt = load_model(model_path)
-    dev = pick_device(device)
-    check_inference_precision(dev, precision)
+    loaded = load_models([model_path], need_classes=False)
+    model, info = loaded.models[0], loaded.info
+    dev = pick_device(options.device)
+    check_inference_precision(dev, options.precision)
     prepare_for_inference(model, dev)
-    window = window_seconds if window_seconds is not None else checkpoint_window(ckpt)
+    window = options.window_seconds if options.window_seconds is not None else info.window_seconds
     if window <= 0:
         raise BioclassError(f"--window must be positive, got {window:g}")
-    hop = hop_seconds if hop_seconds is not None else window
-    plan = WindowPlan.from_seconds(model.frontend.config.sample_rate, window, hop)
-    mode = resolve_mode(mode, [model], plan)
+    hop = options.hop_seconds if options.hop_seconds is not None else window
+    plan = WindowPlan.from_seconds(info.sample_rate, window, hop)
+    mode = resolve_mode(options.mode, [model], plan)
     columns = [f"e{i:03d}" for i in range(model.embed_dim)]
     summary = EmbedSummary(n_files=len(files), dim=model.embed_dim, window_seconds=window,
-                           hop_seconds=plan.hop_samples / plan.sample_rate)
+                           hop_seconds=plan.hop_seconds)
     log.info("embedding %d file(s) with %s on %s: %d-d, window %.3g s, hop %.3g s", len(files),
              model_path.name, dev, model.embed_dim, window, summary.hop_seconds)
     matrix = writers.ScoreMatrix(out)
     try:
         for path in files:
             try:
-                result = score_file(path, [model], EMBEDDING, plan, channels, batch_size, dev,
-                                    mode, precision)
+                result = score_file(path, [model], WindowOutput.embedding(), plan,
+                                    options.channels, options.batch_size, dev, mode,
+                                    options.precision)
             except AudioError as exc:
                 summary.failed.append({"file": str(path), "error": str(exc)})
                 log.warning("skipped %s", exc)

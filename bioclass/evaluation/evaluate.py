@@ -8,7 +8,6 @@ from typing import Any
 
 import pandas as pd
 
-from bioclass.checkpoint import load_classifier
 from bioclass.data.clips import ClipDataset, ClipSpec, decode_all
 from bioclass.data.labels import (
     LabelError,
@@ -18,6 +17,7 @@ from bioclass.data.labels import (
 )
 from bioclass.evaluation.metrics import classification_metrics
 from bioclass.inference.clips import predict_clips
+from bioclass.inference.models import load_models
 from bioclass.runtime.device import pick_device
 
 log = logging.getLogger(__name__)
@@ -57,22 +57,23 @@ def evaluate_model(
     Returns:
         (metrics, per-clip predictions table, unreadable files table)
     """
-    model, ckpt = load_classifier(model_path)
-    classes = ckpt["classes"]
+    loaded = load_models([Path(model_path)])
+    model, info = loaded.models[0], loaded.info
+    classes = list(info.classes)
     table = read_eval_table(data, split)
     check_known_labels(table, classes, str(data))
-    audio = ckpt["recipe"]["audio"]
-    spec = ClipSpec(audio["sample_rate"], audio["clip_seconds"], audio.get("channel"))
+    # The model's own clip length and channel choice, as its training validated it.
+    spec = ClipSpec(info.sample_rate, info.window_seconds, info.channel)
     waves, table, bad = decode_all(table, spec, max_bad_fraction=0.999)
     if table.empty:
         raise LabelError(f"{data}: none of the clips could be read")
     dev = pick_device(device)
     model.to(dev)
     dataset = ClipDataset(table, classes, spec, waves)
-    scores, targets = predict_clips(model, dataset, ckpt["score_activation"], batch_size, dev)
+    scores, targets = predict_clips(model, dataset, info.activation, batch_size, dev)
     metrics = classification_metrics(scores, targets, classes)
     metrics["model"] = str(model_path)
-    metrics["weights"] = "ema" if ckpt.get("use_ema") else "raw"
+    metrics["weights"] = "ema" if info.use_ema else "raw"
     predictions = table[["file", "label"]].copy()
     predictions["predicted"] = [classes[i] for i in scores.argmax(axis=1)]
     for c, name in enumerate(classes):

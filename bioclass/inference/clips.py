@@ -26,6 +26,7 @@ def predict_clips(
     Returns:
         scores (N, C) float32 and true class indices (N,).
     """
+    activation = Activation.parse(activation)  # callers may pass the checkpoint's string
     was_training = model.training
     model.eval()
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)

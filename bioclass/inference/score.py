@@ -1,4 +1,4 @@
-"""Per-window class scores of one recording, in two modes.
+"""Per-window class scores (or embeddings) of one recording, in two modes.
 
 exact: every window goes through the whole model on its own (zero-padded like a training clip),
     exactly what `bioclass evaluate` computes for a clip of that audio.
@@ -16,17 +16,21 @@ import logging
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from bioclass.audio import AudioError
-from bioclass.core.activation import activate
+from bioclass.core.activation import Activation, activate
 from bioclass.core.errors import BioclassError
+from bioclass.inference.models import CHANNELS_LAST_DEVICES
+
+# Re-exported: it lived here before `inference.models`, and benchmarks import it from here.
+from bioclass.inference.models import prepare_for_inference as prepare_for_inference
 from bioclass.inference.stream import RecordingReader, WindowPlan, prefetch
 from bioclass.models import Classifier
-from bioclass.models.fusion import fuse_conv_bn
 from bioclass.runtime.precision import autocast, inference_dtype
 
 log = logging.getLogger(__name__)
@@ -34,9 +38,39 @@ log = logging.getLogger(__name__)
 # Input frames of real audio kept on each side of a fast-mode block, so windows at block edges
 # see the same context as windows in the middle (about the trunk's receptive-field half-width).
 CONTEXT_FRAMES = 48
-# Where convolutions run faster on channels-last tensors (measured ~1.3x for CNN10 on a CPU).
-CHANNELS_LAST_DEVICES = ("cpu", "cuda")
-EMBEDDING = "embedding"  # pseudo-activation: return the embedding h instead of class scores
+
+
+class OutputKind(Enum):
+    """What each window yields."""
+
+    CLASS_SCORES = "class scores"  # the classification layer's logits, activated
+    EMBEDDING = "embedding"  # the penultimate layer h (what the classification layer sees)
+
+
+@dataclass(frozen=True)
+class WindowOutput:
+    """What to compute for each window: class scores with an activation, or the embedding."""
+
+    kind: OutputKind
+    activation: Activation = Activation.NONE  # for class scores: softmax or sigmoid
+
+    @classmethod
+    def class_scores(cls, activation: Activation | str) -> WindowOutput:
+        """Scores as the models were trained to give them (`activation` may be its stored
+        string)."""
+        activation = Activation.parse(activation)
+        if activation is Activation.NONE:
+            raise BioclassError(
+                "this model is an encoder without classes: it gives no class scores")
+        return cls(OutputKind.CLASS_SCORES, activation)
+
+    @classmethod
+    def embedding(cls) -> WindowOutput:
+        return cls(OutputKind.EMBEDDING)
+
+    @property
+    def is_embedding(self) -> bool:
+        return self.kind is OutputKind.EMBEDDING
 
 
 @dataclass
@@ -58,19 +92,9 @@ class FileScores:
     note: str | None = None  # e.g. truncated: decoding stopped before the announced length
 
 
-def prepare_for_inference(model: Classifier, device: torch.device) -> Classifier:
-    """Eval mode, BatchNorms folded into convolutions, channels-last, on `device` (in place)."""
-    model.eval()
-    fuse_conv_bn(model)
-    model.to(device)
-    if device.type in CHANNELS_LAST_DEVICES:
-        model.to(memory_format=torch.channels_last)
-    return model
-
-
-def _finish(out: torch.Tensor, activation: str) -> torch.Tensor:
+def _finish(out: torch.Tensor, output: WindowOutput) -> torch.Tensor:
     """Logits -> scores, or embeddings as they are (in float32)."""
-    return out.float() if activation == EMBEDDING else activate(out.float(), activation)
+    return out.float() if output.is_embedding else activate(out.float(), output.activation)
 
 
 def _window_batches(
@@ -172,12 +196,12 @@ def _fast_blocks(
 
 @torch.no_grad()
 def _scores_exact(
-    models: list[Classifier], audio: np.ndarray, activation: str, device: torch.device,
+    models: list[Classifier], audio: np.ndarray, output: WindowOutput, device: torch.device,
     precision: str,
 ) -> np.ndarray:
     """(streams, K, window) audio -> (streams, K, C) ensemble-mean scores.
 
-    With `activation` 'embedding' the output is the embedding h (streams, K, D) instead.
+    For an embedding `output` it is the embedding h (streams, K, D) instead.
     """
     n_streams, n, _ = audio.shape
     wave = torch.from_numpy(audio.reshape(n_streams * n, -1)).to(device)  # (S*K, window)
@@ -188,9 +212,8 @@ def _scores_exact(
             if device.type in CHANNELS_LAST_DEVICES:
                 spec = spec.contiguous(memory_format=torch.channels_last)
             # (S*K, 1, frames, mels) -> (S*K, D) embeddings, or (S*K, C) logits
-            embedding = activation == EMBEDDING
-            out = model.embed_spec(spec) if embedding else model.classify(spec)
-        scores = _finish(out, activation)
+            out = model.embed_spec(spec) if output.is_embedding else model.classify(spec)
+        scores = _finish(out, output)
         total = scores if total is None else total + scores
     return (total / len(models)).cpu().numpy().reshape(n_streams, n, -1)
 
@@ -198,7 +221,7 @@ def _scores_exact(
 @torch.no_grad()
 def _scores_fast(
     models: list[Classifier], grids: list[FeatureGrid], audio: np.ndarray,
-    local_starts: np.ndarray, activation: str, device: torch.device, precision: str,
+    local_starts: np.ndarray, output: WindowOutput, device: torch.device, precision: str,
 ) -> np.ndarray:
     """Block audio (streams, span) -> (streams, K, C) scores pooled from one trunk pass each.
 
@@ -227,9 +250,9 @@ def _scores_fast(
             n_streams, channels, n = pooled.shape
             pooled = pooled.permute(0, 2, 1).reshape(n_streams * n, channels)  # (S*K, C)
             # (S*K, C) -> (S*K, D) embeddings, or (S*K, n_classes) logits
-            embedding = activation == EMBEDDING
-            out = model.embed_pooled(pooled) if embedding else model.logits_pooled(pooled)
-        scores = _finish(out, activation)
+            embed = output.is_embedding
+            out = model.embed_pooled(pooled) if embed else model.logits_pooled(pooled)
+        scores = _finish(out, output)
         total = scores if total is None else total + scores
     return (total / len(models)).cpu().numpy().reshape(n_streams, n, -1)
 
@@ -241,7 +264,7 @@ class ScanCancelled(Exception):
 def score_file(
     path: Path,
     models: list[Classifier],
-    activation: str,
+    output: WindowOutput | Activation | str,
     plan: WindowPlan,
     channels: str | int = "mix",
     batch_size: int = 64,
@@ -256,8 +279,9 @@ def score_file(
         path: any file libsndfile decodes.
         models: classifiers in eval mode on `device`, all trained on `plan.sample_rate`
             (prepared with `prepare_for_inference` for speed).
-        activation: 'softmax' or 'sigmoid', as the models were trained; 'embedding' returns
-            each window's embedding h (`bioclass embed`) instead of class scores.
+        output: what each window yields: `WindowOutput.class_scores(activation)`, or
+            `WindowOutput.embedding()` for each window's embedding h (`bioclass embed`). A bare
+            activation (or its stored string) means class scores with it.
         plan: window length and hop.
         channels: 'mix', 'each' or a channel index.
         batch_size: windows per forward pass (exact) or per trunk block (fast).
@@ -270,6 +294,8 @@ def score_file(
         AudioError: the file cannot be decoded at all.
         ScanCancelled: `should_stop` asked to stop.
     """
+    if not isinstance(output, WindowOutput):
+        output = WindowOutput.class_scores(output)
     device = torch.device(device)
     if mode not in ("fast", "exact"):
         raise BioclassError(f"unknown scan mode '{mode}' (use fast or exact)")
@@ -281,7 +307,7 @@ def score_file(
         if mode == "exact" or single:
             for _, audio in prefetch(_exact_batches(reader, plan, batch_size)):
                 _check(should_stop)
-                chunks.append(_scores_exact(models, audio, activation, device, precision))
+                chunks.append(_scores_exact(models, audio, output, device, precision))
         else:
             grids = [FeatureGrid.of(m, plan) for m in models]
             # Blocks are cut on the coarsest grid; each model rounds to its own grid within.
@@ -289,7 +315,7 @@ def score_file(
             for k0, n, first, audio in prefetch(_fast_blocks(reader, plan, grid, batch_size)):
                 _check(should_stop)
                 local = (k0 + np.arange(n)) * plan.hop_samples - first * grid.samples_per_feature
-                chunks.append(_scores_fast(models, grids, audio, local, activation, device,
+                chunks.append(_scores_fast(models, grids, audio, local, output, device,
                                            precision))
         n_samples = reader.n_samples or 0
         if n_samples == 0:

@@ -56,6 +56,11 @@ class WindowPlan:
             raise BioclassError(f"--hop {hop_seconds:g} s is shorter than one sample")
         return cls(sample_rate, int(round(window_seconds * sample_rate)), hop)
 
+    @property
+    def hop_seconds(self) -> float:
+        """The hop as scanned: rounded to whole samples."""
+        return self.hop_samples / self.sample_rate
+
     def n_windows(self, n_samples: int) -> int:
         """Number of windows for a recording of `n_samples` samples (at least 1)."""
         if n_samples <= self.window_samples:

@@ -1,12 +1,13 @@
 """`bioclass scan`: tag long recordings with species labels.
 
-Modules, in the order a scan runs them (decoding and scoring live in `bioclass.inference`, the
-file formats in `bioclass.outputs`):
+Modules, in the order a scan runs them (model loading, decoding and scoring live in
+`bioclass.inference`, the file formats in `bioclass.outputs`):
     options     what the user chose, and the parameters that change stored scores
     thresholds  the per-class detection thresholds a scan applies
-    events      thresholds, background rule, merging windows into events
     journal     per-file results kept atomically, so an interrupted scan resumes exactly
     work        scoring files in parallel (a bounded queue of files in flight), in input order
+    summary     what the scan did, counted file by file
+    events      thresholds, background rule, merging windows into events
     assemble    every output built from the stored per-file results
     manifest    what was run, with which models, and what it produced
     runner      the scan procedure tying these together

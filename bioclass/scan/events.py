@@ -7,8 +7,16 @@ intervals overlap, touch, or lie within `min_gap_s` of each other form one event
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:  # annotations only: the event rules need numpy and pandas alone
+    from bioclass.inference.score import StreamScores
+    from bioclass.scan.options import ScanOptions
 
 EVENT_COLUMNS = ["file", "channel", "start_time", "end_time", "label", "score", "mean_score",
                  "n_windows"]
@@ -142,3 +150,37 @@ def score_matrix(
     for c, name in enumerate(classes):
         frame[name] = scores[:, c].astype(np.float32)
     return frame
+
+
+@dataclass(frozen=True)
+class Detector:
+    """The rule a scan applies to window scores: the models' classes and background label, and
+    this run's per-class thresholds."""
+
+    classes: list[str]
+    thresholds: np.ndarray  # (C,)
+    background_label: str
+
+
+def file_events(
+    file: str, streams: Sequence[StreamScores], detector: Detector, options: ScanOptions
+) -> pd.DataFrame:
+    """The events (or labelled windows, without merging) of every stream of one file.
+
+    Rows are sorted by start time, channel and label.
+    """
+    tables = []
+    for s in streams:
+        labels, label_scores = window_labels(
+            s.scores, detector.thresholds, detector.classes, detector.background_label,
+            options.keep_background,
+        )
+        args = (file, s.channel, s.starts_s, s.ends_s, labels, label_scores)
+        if options.merge:
+            tables.append(merge_events(*args, min_gap_s=options.min_gap_s,
+                                       min_duration_s=options.min_duration_s))
+        else:
+            tables.append(window_rows(*args))
+    return pd.concat(tables, ignore_index=True).sort_values(
+        ["start_time", "channel", "label"], kind="mergesort", na_position="first"
+    ).reset_index(drop=True)

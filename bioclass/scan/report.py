@@ -8,7 +8,8 @@ from rich.table import Table
 
 from bioclass.core.console import console
 from bioclass.evaluation.truth import event_scores, read_truth
-from bioclass.scan.runner import ScanOptions, ScanSummary
+from bioclass.scan.options import ScanOptions
+from bioclass.scan.summary import ScanSummary
 
 
 def print_scan_report(summary: ScanSummary, options: ScanOptions, truth: Path | None) -> None:

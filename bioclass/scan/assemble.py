@@ -1,0 +1,228 @@
+"""Every output of a scan, assembled from the stored per-file parts in input order.
+
+Scores are never kept in memory across files: each scanned file's part is read back, its events
+derived with this run's thresholds and event rules, and handed to each output the user asked
+for. Each output stages its file and commits it only at the end (see `bioclass.outputs.writers`),
+the detections table last: its presence means every other output is complete. A failure on the
+way discards what was staged, so an interrupted scan leaves no complete-looking table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+
+from bioclass.core.atomic import atomic_write_text
+from bioclass.core.errors import BioclassError
+from bioclass.inference.score import FileScores
+from bioclass.outputs import writers
+from bioclass.outputs.timestamps import parse_timestamp
+from bioclass.scan import events as ev
+from bioclass.scan.journal import load_part
+from bioclass.scan.options import ScanOptions
+from bioclass.scan.summary import ScanSummary
+from bioclass.scan.work import FileOutcome
+
+
+class Output(Protocol):
+    """One output file (or folder), fed file by file."""
+
+    name: str  # its key in ScanSummary.outputs and the manifest
+    location: str  # where it went, as reported
+
+    def add(self, outcome: FileOutcome, scores: FileScores, events: pd.DataFrame) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def discard(self) -> None: ...
+
+
+class DetectionsOutput:
+    """The detections CSV (or stdout)."""
+
+    name = "csv"
+
+    def __init__(
+        self,
+        options: ScanOptions,
+        scanned: list[FileOutcome],
+        metadata: dict[str, Any] | None,
+        parts: Path,
+    ) -> None:
+        self.location = "stdout" if str(options.out) == "-" else str(options.out)
+        self.table = writers.DetectionsCsv(
+            options.out,
+            with_channel=options.channels != "mix",
+            # The datetime column appears when any file's name carries a start time.
+            with_datetime=any(parse_timestamp(o.path) for o in scanned),
+            metadata=metadata,
+            stage_dir=parts,
+        )
+
+    def add(self, outcome: FileOutcome, scores: FileScores, events: pd.DataFrame) -> None:
+        self.table.add(events)
+
+    def commit(self) -> None:
+        self.table.commit()
+
+    def discard(self) -> None:
+        self.table.discard()
+
+
+class RavenOutput:
+    """One Raven selection table for all files; selections span the model's whole band."""
+
+    name = "raven"
+
+    def __init__(self, target: Path, sample_rate: int) -> None:
+        self.location = str(target)
+        self.table = writers.RavenTable(target, 0.0, sample_rate / 2)
+
+    def add(self, outcome: FileOutcome, scores: FileScores, events: pd.DataFrame) -> None:
+        self.table.add(str(outcome.path), outcome.duration_s, events)
+
+    def commit(self) -> None:
+        self.table.commit()
+
+    def discard(self) -> None:
+        self.table.discard()
+
+
+class AudacityOutput:
+    """One Audacity label file per scanned recording, each written whole as its file is done.
+
+    The label files are independent (one per recording), so they are not staged: a complete
+    file for each finished recording is what a resumed scan would write again.
+    """
+
+    name = "audacity"
+
+    def __init__(self, folder: Path, scanned: list[FileOutcome]) -> None:
+        self.location = str(folder)
+        self.targets = writers.audacity_paths(folder, [o.path for o in scanned])
+
+    def add(self, outcome: FileOutcome, scores: FileScores, events: pd.DataFrame) -> None:
+        if outcome.path in self.targets:
+            atomic_write_text(self.targets[outcome.path], writers.audacity_labels(events))
+
+    def commit(self) -> None:
+        pass
+
+    def discard(self) -> None:
+        pass
+
+
+class ScoresOutput:
+    """Every window's class scores (--scores), Parquet or CSV."""
+
+    name = "scores"
+
+    def __init__(self, target: Path, classes: list[str]) -> None:
+        self.location = str(target)
+        self.classes = classes
+        self.matrix = writers.ScoreMatrix(target)
+
+    def add(self, outcome: FileOutcome, scores: FileScores, events: pd.DataFrame) -> None:
+        for s in scores.streams:
+            self.matrix.add(
+                ev.score_matrix(
+                    str(outcome.path), s.channel, s.starts_s, s.ends_s, s.scores, self.classes
+                )
+            )
+
+    def commit(self) -> None:
+        self.matrix.commit(self.classes)
+
+    def discard(self) -> None:
+        self.matrix.discard()
+
+
+def open_outputs(
+    options: ScanOptions,
+    scanned: list[FileOutcome],
+    detector: ev.Detector,
+    sample_rate: int,
+    metadata: dict[str, Any] | None,
+) -> list[Output]:
+    """The outputs `options` asks for, the detections table (when asked for) last."""
+    paths = writers.output_paths(options.out)
+    outputs: list[Output] = []
+    if "raven" in options.formats:
+        outputs.append(RavenOutput(paths["selections"], sample_rate))
+    if "audacity" in options.formats:
+        outputs.append(AudacityOutput(paths["audacity_dir"], scanned))
+    if options.scores_path is not None:
+        outputs.append(ScoresOutput(options.scores_path, detector.classes))
+    if "csv" in options.formats:
+        outputs.append(DetectionsOutput(options, scanned, metadata, paths["parts"]))
+    return outputs
+
+
+def stored_scores(outcome: FileOutcome, parts: Path) -> FileScores:
+    """A scanned file's scores, read back from its part."""
+    result = load_part(parts, outcome.key) if outcome.key else None
+    if not isinstance(result, FileScores):
+        raise BioclassError(
+            f"the stored scores of {outcome.path} vanished from {parts} "
+            "during the scan; re-run the same command"
+        )
+    return result
+
+
+def write_failed(path: Path, summary: ScanSummary) -> None:
+    """The table of files that could not be scanned (header only when none failed)."""
+    failed = pd.DataFrame(summary.failed, columns=["file", "error"])
+    atomic_write_text(path, failed.to_csv(index=False, lineterminator="\n"))
+    summary.outputs["failed"] = str(path)
+
+
+def write_outputs(
+    outcomes: list[FileOutcome],
+    detector: ev.Detector,
+    options: ScanOptions,
+    summary: ScanSummary,
+    sample_rate: int,
+    metadata: dict[str, Any] | None = None,
+) -> None:
+    """Assemble every output from the stored parts, file by file, in input order.
+
+    Adds the detections count, the output locations and (with `options.collect_events`) the
+    events to `summary`.
+
+    Args:
+        outcomes: every file's outcome, in input order (failed ones are listed, not assembled).
+        detector: classes, thresholds and background label to label windows with.
+        options: formats, event rules and output paths.
+        summary: the scan's summary so far (its failed files go to the failed table).
+        sample_rate: the models' rate (the band of Raven selections).
+        metadata: constant run-metadata columns for the detections CSV, or None.
+    """
+    parts = writers.output_paths(options.out)["parts"]
+    scanned = [o for o in outcomes if o.error is None]
+    outputs = open_outputs(options, scanned, detector, sample_rate, metadata)
+    collected = []
+    try:
+        for outcome in scanned:
+            scores = stored_scores(outcome, parts)
+            events = ev.file_events(str(outcome.path), scores.streams, detector, options)
+            summary.n_detections += len(events)
+            for output in outputs:
+                output.add(outcome, scores, events)
+            if options.collect_events:
+                collected.append(events)
+    except BaseException:
+        for output in outputs:
+            output.discard()
+        raise
+    write_failed(writers.output_paths(options.out)["failed"], summary)
+    writers.commit_all([(output, output.commit) for output in outputs])
+    for output in outputs:
+        summary.outputs[output.name] = output.location
+    if options.collect_events:
+        summary.events = (
+            pd.concat(collected, ignore_index=True)
+            if collected
+            else pd.DataFrame(columns=ev.EVENT_COLUMNS)
+        )

@@ -1,0 +1,87 @@
+"""What the user chose for a scan, and which of those choices change the stored scores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bioclass import __version__
+from bioclass.core.errors import BioclassError
+
+if TYPE_CHECKING:
+    import torch
+
+    from bioclass.inference.stream import WindowPlan
+
+# Detection formats a scan writes (--format); the score matrix has its own option (--scores).
+FORMATS = ("csv", "raven", "audacity")
+DEFAULT_FORMATS = ("csv",)
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """Everything the user chose (the window length comes from the model).
+
+    The field names are the `bioclass scan` parameter names, and the manifest records the
+    fields as they are (with the hop and device the scan resolved).
+    """
+
+    out: Path
+    hop_seconds: float | None = None  # None: from `overlap`, else half the window
+    overlap: float | None = None  # fraction of a window; instead of hop_seconds
+    channels: str | int = "mix"
+    mode: str = "fast"  # fast (shared trunk per block) | exact (every window on its own)
+    precision: str = "fp32"  # fp32 | bf16 | amp
+    device: str = "auto"
+    batch_size: int = 64
+    workers: int = 1
+    keep_background: bool = False
+    merge: bool = True
+    min_gap_s: float = 0.0
+    min_duration_s: float = 0.0
+    threshold: float | None = None  # None: fitted per-class thresholds (else 0.5)
+    thresholds_csv: Path | None = None
+    formats: tuple[str, ...] = DEFAULT_FORMATS
+    scores_path: Path | None = None
+    max_failures: int | None = None
+    metadata: bool = False
+    collect_events: bool = False  # keep the detections in memory (ScanSummary.events)
+
+    def __post_init__(self) -> None:
+        if self.hop_seconds is not None and self.overlap is not None:
+            raise BioclassError("give --hop or --overlap, not both")
+        unknown = set(self.formats) - set(FORMATS)
+        if unknown:
+            raise BioclassError(f"unknown output format(s): {', '.join(sorted(unknown))}")
+
+    def hop_for(self, window_seconds: float) -> float:
+        """Seconds between window starts for windows of `window_seconds`."""
+        if self.hop_seconds is not None:
+            return self.hop_seconds
+        if self.overlap is not None:
+            return window_seconds * (1 - self.overlap)
+        return window_seconds / 2  # 50 % overlap
+
+
+def score_params(
+    model_hashes: list[str], plan: WindowPlan, options: ScanOptions, device: torch.device
+) -> dict[str, Any]:
+    """Everything that changes the stored scores; nothing that is applied afterwards.
+
+    These go into each file's journal key: a change re-scores the files, anything else (the
+    thresholds, the event rules, the formats) re-uses the stored scores.
+    """
+    return {
+        "models": model_hashes,
+        "bioclass": __version__,  # inference code can change scores in the last digits
+        "sample_rate": plan.sample_rate,
+        "window_samples": plan.window_samples,
+        "hop_samples": plan.hop_samples,
+        "channels": options.channels,
+        "mode": options.mode,
+        "precision": options.precision,
+        "device": device.type,
+        # Fast mode cuts blocks of batch_size windows; block edges can move scores slightly.
+        "block": options.batch_size if options.mode == "fast" else None,
+    }
