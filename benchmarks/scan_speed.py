@@ -32,7 +32,8 @@ import soundfile as sf
 import torch
 
 from bioclass.checkpoint import load_classifier
-from bioclass.inference.score import prepare_for_inference, score_file
+from bioclass.inference.models import prepare_for_inference
+from bioclass.inference.score import score_file
 from bioclass.inference.stream import WindowPlan
 from bioclass.models import FrontendConfig, create_model
 from bioclass.runtime.precision import cpu_has_native_bf16

@@ -118,6 +118,7 @@ def evaluate(
     device: str,
 ) -> None:
     """Score MODEL (a checkpoint) on labelled DATA (class folders or a labels CSV)."""
+    from bioclass.core.atomic import atomic_write_text
     from bioclass.evaluation.evaluate import evaluate_model
     from bioclass.evaluation.report import print_metrics
 
@@ -129,13 +130,13 @@ def evaluate(
     metrics["skipped_files"] = bad.to_dict(orient="records")
     print_metrics(metrics, f"{model} on {data}")
     if predictions is not None:
-        per_clip.to_csv(predictions, index=False)
+        atomic_write_text(predictions, per_clip.to_csv(index=False))
     if out is not None:
         text = json.dumps(metrics, indent=2)
         if str(out) == "-":
             click.echo(text)
         else:
-            out.write_text(text + "\n", encoding="utf-8")
+            atomic_write_text(out, text + "\n")
             console.print(f"wrote {out}")
 
 

@@ -14,7 +14,8 @@ import soundfile as sf
 import torch
 from torch import nn
 
-from bioclass.inference.score import fast_mode_problem, prepare_for_inference, score_file
+from bioclass.inference.models import prepare_for_inference
+from bioclass.inference.score import OutputKind, WindowOutput, fast_mode_problem, score_file
 from bioclass.inference.stream import WindowPlan
 from bioclass.models import MODEL_NAMES, Classifier, FrontendConfig, create_model
 from bioclass.models.fusion import fuse_conv_bn
@@ -209,12 +210,13 @@ def test_scan_scores_folded_match_unfolded(
     assert _conv_bn_pairs(prepared) == []
     assert fast_mode_problem([unfolded], SCAN_PLAN) is None
 
-    for activation in ("softmax", "embedding"):
-        want = score_file(path, [unfolded], activation, SCAN_PLAN, mode=mode).streams[0].scores
-        got = score_file(path, [prepared], activation, SCAN_PLAN, mode=mode).streams[0].scores
-        width = N_CLASSES if activation == "softmax" else model.embed_dim
+    for output in (WindowOutput.class_scores("softmax"), WindowOutput.embedding()):
+        want = score_file(path, [unfolded], output, SCAN_PLAN, mode=mode).streams[0].scores
+        got = score_file(path, [prepared], output, SCAN_PLAN, mode=mode).streams[0].scores
+        softmax = output.kind is OutputKind.CLASS_SCORES
+        width = N_CLASSES if softmax else model.embed_dim
         assert got.shape == want.shape == (4, width)
-        if activation == "softmax":
+        if softmax:
             assert want.max() < 0.99  # not saturated, so differences in the logits show
         # Same float32 rounding argument as above (measured <= 2e-5 of scale); channels-last
         # kernels in the prepared model add their own.

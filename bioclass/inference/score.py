@@ -26,9 +26,6 @@ from bioclass.audio import AudioError
 from bioclass.core.activation import Activation, activate
 from bioclass.core.errors import BioclassError
 from bioclass.inference.models import CHANNELS_LAST_DEVICES
-
-# Re-exported: it lived here before `inference.models`, and benchmarks import it from here.
-from bioclass.inference.models import prepare_for_inference as prepare_for_inference
 from bioclass.inference.stream import RecordingReader, WindowPlan, prefetch
 from bioclass.models import Classifier
 from bioclass.runtime.precision import autocast, inference_dtype

@@ -9,6 +9,7 @@ way discards what was staged, so an interrupted scan leaves no complete-looking 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -148,15 +149,23 @@ def open_outputs(
 ) -> list[Output]:
     """The outputs `options` asks for, the detections table (when asked for) last."""
     paths = writers.output_paths(options.out)
-    outputs: list[Output] = []
+    openers: list[Callable[[], Output]] = []
     if "raven" in options.formats:
-        outputs.append(RavenOutput(paths["selections"], sample_rate))
+        openers.append(lambda: RavenOutput(paths["selections"], sample_rate))
     if "audacity" in options.formats:
-        outputs.append(AudacityOutput(paths["audacity_dir"], scanned))
+        openers.append(lambda: AudacityOutput(paths["audacity_dir"], scanned))
     if options.scores_path is not None:
-        outputs.append(ScoresOutput(options.scores_path, detector.classes))
+        openers.append(lambda: ScoresOutput(options.scores_path, detector.classes))
     if "csv" in options.formats:
-        outputs.append(DetectionsOutput(options, scanned, metadata, paths["parts"]))
+        openers.append(lambda: DetectionsOutput(options, scanned, metadata, paths["parts"]))
+    outputs: list[Output] = []
+    try:
+        for open_output in openers:
+            outputs.append(open_output())
+    except BaseException:  # e.g. an unwritable folder: no temporary files left behind
+        for output in outputs:
+            output.discard()
+        raise
     return outputs
 
 

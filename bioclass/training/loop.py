@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from bioclass.augment.spec import mixup, spec_augment
 from bioclass.checkpoint import (
     atomic_save,
+    checkpoint_info,
     encoder_weights,
     load_encoder_weights,
     load_model,
@@ -246,8 +247,9 @@ def _store_thresholds(path: Path, data: PreparedData, recipe: Recipe, dev: torch
     `bioclass scan` uses them unless the user overrides them (--thresholds).
     """
     model, ckpt = load_model(path)
+    activation = checkpoint_info(ckpt, path).activation
     scores, targets = predict_clips(
-        model.to(dev), data.val, ckpt["score_activation"], recipe.train.batch_size * 2, dev
+        model.to(dev), data.val, activation, recipe.train.batch_size * 2, dev
     )
     ckpt["thresholds"] = fit_thresholds(
         scores, targets, data.classes, recipe.data.background_label
