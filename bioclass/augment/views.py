@@ -32,6 +32,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from bioclass.augment.stripes import stripe_cells, striped_cells
 from bioclass.recipe.schema import (
     BlurView,
     CompressionView,
@@ -214,7 +215,9 @@ def _draw_stripes(
 ) -> torch.Tensor:
     """(n, size) bool on the CPU: cells covered by 0..max_stripes stripes of 0..max_width cells.
 
-    Stripes may overlap; each lies wholly inside the axis.
+    Stripes may overlap; each lies wholly inside the axis. Drawn per patch and all at once from
+    a torch generator (training's batch-level `spec_augment` draws one number at a time from
+    numpy instead); each keeps its own order, which every earlier run's results depend on.
     """
     if max_stripes <= 0 or max_width <= 0 or size <= 0:
         return torch.zeros(n, size, dtype=torch.bool)
@@ -225,9 +228,7 @@ def _draw_stripes(
     start = (torch.rand(n, max_stripes, generator=gen) * span).long()  # (n, S)
     start = torch.minimum(start, span - 1)
     active = torch.arange(max_stripes) < count  # (n, S): only the first `count` stripes
-    pos = torch.arange(size).view(1, 1, size)  # (1, 1, size)
-    inside = (pos >= start[..., None]) & (pos < (start + width)[..., None])  # (n, S, size)
-    return (inside & active[..., None]).any(dim=1)  # (n, S, size) -> (n, size)
+    return stripe_cells(size, start, width.masked_fill(~active, 0))  # (n, size)
 
 
 def mask(x: torch.Tensor, cfg: MaskView, gen: torch.Generator) -> torch.Tensor:
@@ -251,7 +252,7 @@ def mask(x: torch.Tensor, cfg: MaskView, gen: torch.Generator) -> torch.Tensor:
     in_freq = _draw_stripes(n, n_mels, cfg.freq_stripes, cfg.freq_width, gen)  # (n, M)
 
     def zero_stripes(sub: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        cells = in_time[idx, None, :, None] | in_freq[idx, None, None, :]  # (n, 1, F, M)
+        cells = striped_cells(in_time[idx], in_freq[idx])[:, None]  # (n, 1, F, M)
         return sub.masked_fill(cells.to(sub.device), 0.0)
 
     return _apply(x, selected, zero_stripes)
