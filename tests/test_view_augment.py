@@ -15,7 +15,6 @@ from bioclass.augment.views import (
     _draw_shift,
     augment_views,
     blur,
-    check_view_augment,
     compression,
     gaussian_noise,
     mask,
@@ -31,6 +30,7 @@ from bioclass.recipe.schema import (
     ShiftView,
     ViewAugmentSection,
 )
+from bioclass.recipe.validate import check_view_augment
 
 FRAMES, MELS = 101, 64
 

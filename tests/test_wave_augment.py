@@ -9,10 +9,8 @@ import pytest
 
 from bioclass.audio import fit_length
 from bioclass.augment.wave import (
-    FADE_SHAPES,
     add_noise,
     augment_wave,
-    check_wave_augment,
     coloured_noise,
     fade,
     fade_curve,
@@ -39,6 +37,8 @@ from bioclass.recipe.schema import (
     TrimSilenceAugment,
     WaveAugmentSection,
 )
+from bioclass.recipe.validate import check_wave_augment
+from bioclass.recipe.vocab import FADE_SHAPES
 
 SR = 8000
 

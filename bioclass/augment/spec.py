@@ -9,7 +9,25 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from bioclass.augment.stripes import stripe_cells, striped_cells
 from bioclass.recipe.schema import AugmentSection
+
+
+def _draw_axis(
+    rng: np.random.Generator, size: int, max_stripes: int, max_width: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw the stripes of one axis: starts (S,) and widths (S,) int64, S in 0..max_stripes.
+
+    One number at a time from `rng`: the count, then each stripe's width (0..min(max_width,
+    size)) and start (0..size - width). The per-patch view mask draws in batches from a torch
+    generator instead; each keeps its own order, which every earlier run's results depend on.
+    """
+    starts, widths = [], []
+    for _ in range(int(rng.integers(0, max_stripes + 1))):
+        width = int(rng.integers(0, min(max_width, size) + 1))
+        starts.append(int(rng.integers(0, size - width + 1)))
+        widths.append(width)
+    return torch.tensor(starts, dtype=torch.long), torch.tensor(widths, dtype=torch.long)
 
 
 def spec_augment(spec: torch.Tensor, cfg: AugmentSection, rng: np.random.Generator) -> torch.Tensor:
@@ -21,24 +39,18 @@ def spec_augment(spec: torch.Tensor, cfg: AugmentSection, rng: np.random.Generat
     Args:
         spec: (B, 1, frames, mels) normalised log-mel.
         cfg: stripe counts and maximum widths (frames, mel bins).
-        rng: the iteration's generator.
+        rng: the iteration's generator (time stripes are drawn first, then frequency stripes).
     Returns:
         (B, 1, frames, mels) with the stripes zeroed (a new tensor).
     """
     n_frames, n_mels = spec.shape[-2:]
-    keep_time = torch.ones(n_frames, dtype=spec.dtype)
-    keep_freq = torch.ones(n_mels, dtype=spec.dtype)
-    for keep, n_max, w_max in (
-        (keep_time, cfg.time_stripes, cfg.time_width),
-        (keep_freq, cfg.freq_stripes, cfg.freq_width),
-    ):
-        size = keep.shape[0]
-        for _ in range(int(rng.integers(0, n_max + 1))):
-            width = int(rng.integers(0, min(w_max, size) + 1))
-            start = int(rng.integers(0, size - width + 1))
-            keep[start : start + width] = 0
-    mask = (keep_time[:, None] * keep_freq[None, :]).to(spec.device)
-    return spec * mask
+    in_time = stripe_cells(n_frames, *_draw_axis(rng, n_frames, cfg.time_stripes, cfg.time_width))
+    in_freq = stripe_cells(n_mels, *_draw_axis(rng, n_mels, cfg.freq_stripes, cfg.freq_width))
+    # Multiplied by a 0/1 mask where the view mask fills with 0: the two differ only for NaN
+    # cells and in the sign of a zeroed negative cell (-0.0), and keeping each as it was keeps
+    # every run's results bit for bit.
+    keep = (~striped_cells(in_time, in_freq)).to(spec.dtype)  # (frames, mels)
+    return spec * keep.to(spec.device)
 
 
 def mixup(

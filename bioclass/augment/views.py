@@ -19,20 +19,20 @@ Conventions shared by every transform here:
   bit for bit unchanged. The result is always a new tensor; the input is never modified.
 - Shape, dtype and device are kept. float16/bfloat16 patches are augmented in float32 and cast
   back (grid_sample and grouped convolutions are slow or missing for them on CPU).
-- Parameter ranges are not checked on every call: `check_view_augment` validates a recipe's
-  `pretrain.views` section once, when the recipe is loaded.
+- Parameter ranges are not checked on every call: `bioclass.recipe.validate.check_view_augment`
+  validates a recipe's `pretrain.views` section once, when the recipe is loaded.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import fields
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from bioclass.augment.stripes import stripe_cells, striped_cells
 from bioclass.recipe.schema import (
     BlurView,
     CompressionView,
@@ -215,7 +215,9 @@ def _draw_stripes(
 ) -> torch.Tensor:
     """(n, size) bool on the CPU: cells covered by 0..max_stripes stripes of 0..max_width cells.
 
-    Stripes may overlap; each lies wholly inside the axis.
+    Stripes may overlap; each lies wholly inside the axis. Drawn per patch and all at once from
+    a torch generator (training's batch-level `spec_augment` draws one number at a time from
+    numpy instead); each keeps its own order, which every earlier run's results depend on.
     """
     if max_stripes <= 0 or max_width <= 0 or size <= 0:
         return torch.zeros(n, size, dtype=torch.bool)
@@ -226,9 +228,7 @@ def _draw_stripes(
     start = (torch.rand(n, max_stripes, generator=gen) * span).long()  # (n, S)
     start = torch.minimum(start, span - 1)
     active = torch.arange(max_stripes) < count  # (n, S): only the first `count` stripes
-    pos = torch.arange(size).view(1, 1, size)  # (1, 1, size)
-    inside = (pos >= start[..., None]) & (pos < (start + width)[..., None])  # (n, S, size)
-    return (inside & active[..., None]).any(dim=1)  # (n, S, size) -> (n, size)
+    return stripe_cells(size, start, width.masked_fill(~active, 0))  # (n, size)
 
 
 def mask(x: torch.Tensor, cfg: MaskView, gen: torch.Generator) -> torch.Tensor:
@@ -252,7 +252,7 @@ def mask(x: torch.Tensor, cfg: MaskView, gen: torch.Generator) -> torch.Tensor:
     in_freq = _draw_stripes(n, n_mels, cfg.freq_stripes, cfg.freq_width, gen)  # (n, M)
 
     def zero_stripes(sub: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-        cells = in_time[idx, None, :, None] | in_freq[idx, None, None, :]  # (n, 1, F, M)
+        cells = striped_cells(in_time[idx], in_freq[idx])[:, None]  # (n, 1, F, M)
         return sub.masked_fill(cells.to(sub.device), 0.0)
 
     return _apply(x, selected, zero_stripes)
@@ -360,7 +360,7 @@ def augment_views(x: torch.Tensor, cfg: ViewAugmentSection, gen: torch.Generator
 
     Args:
         x: (B, C, frames, mels) normalised log-mel patches (C = 1 for the model's patches).
-        cfg: the recipe's `pretrain.views` section (validate it with `check_view_augment`).
+        cfg: the recipe's `pretrain.views` section (validated when the recipe is loaded).
         gen: CPU generator; call once per view so the two views differ.
     Returns:
         (B, C, frames, mels) new tensor with the dtype and device of `x`.
@@ -379,57 +379,3 @@ def augment_views(x: torch.Tensor, cfg: ViewAugmentSection, gen: torch.Generator
         if part.prob > 0:
             out = transform(out, part, gen)
     return x.clone() if out is x else out
-
-
-def _is_real(value: object) -> bool:
-    """True for a finite int/float (not a bool)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_count(value: object) -> bool:
-    """True for a non-negative int (not a bool)."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def check_view_augment(cfg: ViewAugmentSection, prefix: str = "pretrain.views") -> list[str]:
-    """Human-readable problems with a view augmentation section (empty when it is valid).
-
-    Args:
-        cfg: the section to check.
-        prefix: dotted recipe key of the section, used to name the offending keys.
-    Returns:
-        One message per bad value, e.g. "pretrain.views.resized_crop.min_scale must be in
-        (0, 1], got 0.0".
-    """
-    problems: list[str] = []
-
-    def need(ok: bool, key: str, rule: str, value: object) -> None:
-        if not ok:
-            problems.append(f"{prefix}.{key} must be {rule}, got {value!r}")
-
-    for f in fields(cfg):
-        part = getattr(cfg, f.name)
-        prob = part.prob
-        need(_is_real(prob) and 0.0 <= prob <= 1.0, f"{f.name}.prob", "in [0, 1]", prob)
-
-    c = cfg.resized_crop
-    ok = _is_real(c.min_scale) and 0.0 < c.min_scale <= 1.0
-    need(ok, "resized_crop.min_scale", "in (0, 1]", c.min_scale)
-    r = cfg.compression.min_ratio
-    need(_is_real(r) and 0.0 < r <= 1.0, "compression.min_ratio", "in (0, 1]", r)
-    s = cfg.noise.max_std
-    need(_is_real(s) and s >= 0.0, "noise.max_std", "a finite number >= 0", s)
-    for key in ("time_stripes", "time_width", "freq_stripes", "freq_width"):
-        value = getattr(cfg.mask, key)
-        need(_is_count(value), f"mask.{key}", "an integer >= 0", value)
-    for key in ("max_time_frames", "max_freq_bins"):
-        value = getattr(cfg.shift, key)
-        need(_is_count(value), f"shift.{key}", "an integer >= 0", value)
-    lo, hi = cfg.blur.min_sigma, cfg.blur.max_sigma
-    lo_ok = _is_real(lo) and lo >= 0.0
-    need(lo_ok, "blur.min_sigma", "a finite number >= 0", lo)
-    # Judge max_sigma against 0 when min_sigma is itself bad, so one mistake gives one message.
-    floor = lo if lo_ok else 0.0
-    ok = _is_real(hi) and hi >= floor
-    need(ok, "blur.max_sigma", f"a finite number >= blur.min_sigma ({lo!r}) and >= 0", hi)
-    return problems

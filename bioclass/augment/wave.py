@@ -18,8 +18,9 @@ The pieces:
     time_shift     CLAR: roll with wrap-around
     add_noise      CLAR: white / pink / brown noise at a random SNR
 
-`augment_wave` chains them in that order for one clip, each with its own probability;
-`check_wave_augment` validates a `WaveAugmentSection`.
+`augment_wave` chains them in that order for one clip, each with its own probability.
+`bioclass.recipe.validate.check_wave_augment` validates a `WaveAugmentSection`; the shape,
+fill and colour names come from `bioclass.recipe.vocab`.
 """
 
 from __future__ import annotations
@@ -41,24 +42,10 @@ from bioclass.recipe.schema import (
     TrimSilenceAugment,
     WaveAugmentSection,
 )
+from bioclass.recipe.vocab import FADE_SHAPES, NOISE_COLOURS, TIME_MASK_FILLS, WAVE_STEPS
 
-FADE_SHAPES = ("linear", "logarithmic", "exponential")
-MASK_FILLS = ("noise", "zero")
-NOISE_COLOURS = ("white", "pink", "brown")
-
-# The probabilistic steps of `augment_wave`, in the order they run (and draw their gates).
-_STEPS = (
-    "trim_silence",
-    "scale",
-    "pitch_shift",
-    "time_stretch",
-    "fade",
-    "time_mask",
-    "time_shift",
-    "noise",
-)
 # One child seed per step plus one for `place`, drawn on every call (see `augment_wave`).
-_N_SEEDS = len(_STEPS) + 1
+_N_SEEDS = len(WAVE_STEPS) + 1
 _SEED_HIGH = np.iinfo(np.int64).max
 
 
@@ -465,7 +452,7 @@ def time_mask(wave: np.ndarray, rng: np.random.Generator, cfg: TimeMaskAugment) 
     Args:
         wave: (n,) float32 waveform.
         rng: draws the length, the start, then (noise fill) the noise.
-        cfg: max_fraction in [0, 1], fill in MASK_FILLS.
+        cfg: max_fraction in [0, 1], fill in TIME_MASK_FILLS.
 
     Returns:
         (n,) float32.
@@ -473,8 +460,10 @@ def time_mask(wave: np.ndarray, rng: np.random.Generator, cfg: TimeMaskAugment) 
     Raises:
         ValueError: unknown fill.
     """
-    if cfg.fill not in MASK_FILLS:
-        raise ValueError(f"unknown time mask fill {cfg.fill!r} (valid: {', '.join(MASK_FILLS)})")
+    if cfg.fill not in TIME_MASK_FILLS:
+        raise ValueError(
+            f"unknown time mask fill {cfg.fill!r} (valid: {', '.join(TIME_MASK_FILLS)})"
+        )
     wave = _as_wave(wave)
     n = wave.shape[0]
     length = int(rng.integers(0, _max_length(cfg.max_fraction, n) + 1))
@@ -545,7 +534,7 @@ def add_noise(wave: np.ndarray, rng: np.random.Generator, cfg: NoiseAugment) -> 
 
 def is_active(cfg: WaveAugmentSection) -> bool:
     """Whether `augment_wave` can differ from `fit_length` (any prob > 0 or random_pad_crop)."""
-    return bool(cfg.random_pad_crop) or any(getattr(cfg, step).prob > 0 for step in _STEPS)
+    return bool(cfg.random_pad_crop) or any(getattr(cfg, step).prob > 0 for step in WAVE_STEPS)
 
 
 def augment_wave(
@@ -581,11 +570,11 @@ def augment_wave(
         `fit_length(wave, n_samples)`.
     """
     wave = _as_wave(wave)
-    gates = rng.random(len(_STEPS))
+    gates = rng.random(len(WAVE_STEPS))
     seeds = rng.integers(0, _SEED_HIGH, size=_N_SEEDS)
-    run = {step: bool(gates[i] < getattr(cfg, step).prob) for i, step in enumerate(_STEPS)}
-    child = {step: seeds[i] for i, step in enumerate(_STEPS)}
-    place_seed = seeds[len(_STEPS)]
+    run = {step: bool(gates[i] < getattr(cfg, step).prob) for i, step in enumerate(WAVE_STEPS)}
+    child = {step: seeds[i] for i, step in enumerate(WAVE_STEPS)}
+    place_seed = seeds[len(WAVE_STEPS)]
 
     def gen(step: str) -> np.random.Generator:
         return np.random.default_rng(int(child[step]))
@@ -609,96 +598,3 @@ def augment_wave(
     if run["noise"]:
         wave = add_noise(wave, gen("noise"), cfg.noise)
     return np.ascontiguousarray(wave, dtype=np.float32)
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def check_wave_augment(cfg: WaveAugmentSection) -> list[str]:
-    """Problems with a wave_augment section, one readable line each (empty when valid).
-
-    Checks every field, whether or not its augmentation is enabled: probabilities and fractions
-    in [0, 1], positive frame length / threshold / rates, max_factor >= 1, max_semitones >= 0,
-    min <= max, and known shape / fill / colour names.
-
-    Args:
-        cfg: the section.
-
-    Returns:
-        Messages such as "wave_augment.fade.prob must be in [0, 1], got 1.5".
-    """
-    problems: list[str] = []
-    key = "wave_augment"
-
-    def number(value: object) -> float | None:
-        """`value` as a finite float, or None (NaN, inf, not a number)."""
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-            return None
-        return float(value) if math.isfinite(value) else None
-
-    def unit(name: str, value: object) -> None:
-        x = number(value)
-        if x is None or not 0.0 <= x <= 1.0:
-            problems.append(f"{key}.{name} must be in [0, 1], got {value!r}")
-
-    def positive(name: str, value: object) -> None:
-        x = number(value)
-        if x is None or x <= 0.0:
-            problems.append(f"{key}.{name} must be > 0, got {value!r}")
-
-    def names(name: str, values: object, valid: tuple[str, ...], what: str) -> None:
-        if not isinstance(values, (list, tuple)) or not values:
-            problems.append(
-                f"{key}.{name} must list at least one {what} (valid: {', '.join(valid)})"
-            )
-            return
-        for v in values:
-            if v not in valid:
-                problems.append(f"{key}.{name}: unknown {what} {v!r} (valid: {', '.join(valid)})")
-
-    for step in _STEPS:
-        unit(f"{step}.prob", getattr(cfg, step).prob)
-
-    positive("trim_silence.threshold_db", cfg.trim_silence.threshold_db)
-    positive("trim_silence.frame_seconds", cfg.trim_silence.frame_seconds)
-
-    factor = number(cfg.scale.max_factor)
-    if factor is None or factor < 1.0:
-        problems.append(f"{key}.scale.max_factor must be >= 1, got {cfg.scale.max_factor!r}")
-
-    semitones = number(cfg.pitch_shift.max_semitones)
-    if semitones is None or semitones < 0.0:
-        problems.append(
-            f"{key}.pitch_shift.max_semitones must be >= 0, got {cfg.pitch_shift.max_semitones!r}"
-        )
-
-    lo, hi = number(cfg.time_stretch.min_rate), number(cfg.time_stretch.max_rate)
-    if lo is None or hi is None or lo <= 0.0 or lo > hi:
-        problems.append(
-            f"{key}.time_stretch.min_rate must be > 0 and <= max_rate, got "
-            f"min_rate={cfg.time_stretch.min_rate!r}, max_rate={cfg.time_stretch.max_rate!r}"
-        )
-
-    if not isinstance(cfg.random_pad_crop, bool):
-        problems.append(f"{key}.random_pad_crop must be true or false, got {cfg.random_pad_crop!r}")
-
-    unit("fade.max_fraction", cfg.fade.max_fraction)
-    names("fade.shapes", cfg.fade.shapes, FADE_SHAPES, "shape")
-
-    unit("time_mask.max_fraction", cfg.time_mask.max_fraction)
-    if cfg.time_mask.fill not in MASK_FILLS:
-        problems.append(
-            f"{key}.time_mask.fill: unknown fill {cfg.time_mask.fill!r} "
-            f"(valid: {', '.join(MASK_FILLS)})"
-        )
-
-    unit("time_shift.max_fraction", cfg.time_shift.max_fraction)
-
-    names("noise.colours", cfg.noise.colours, NOISE_COLOURS, "colour")
-    lo, hi = number(cfg.noise.min_snr_db), number(cfg.noise.max_snr_db)
-    if lo is None or hi is None or lo > hi:
-        problems.append(
-            f"{key}.noise.min_snr_db must be <= max_snr_db (both finite), got "
-            f"min_snr_db={cfg.noise.min_snr_db!r}, max_snr_db={cfg.noise.max_snr_db!r}"
-        )
-    return problems

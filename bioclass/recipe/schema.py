@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bioclass.recipe.vocab import FADE_SHAPES, NOISE_COLOURS
+
 
 @dataclass(frozen=True)
 class AudioSection:
@@ -66,7 +68,7 @@ class FadeAugment:
 
     prob: float = 0.0
     max_fraction: float = 0.5
-    shapes: list[str] = field(default_factory=lambda: ["linear", "logarithmic", "exponential"])
+    shapes: list[str] = field(default_factory=lambda: list(FADE_SHAPES))  # default: every shape
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ class NoiseAugment:
     """CLAR noise injection: white, pink or brown noise at an SNR drawn in [min, max] dB."""
 
     prob: float = 0.0
-    colours: list[str] = field(default_factory=lambda: ["white", "pink", "brown"])
+    colours: list[str] = field(default_factory=lambda: list(NOISE_COLOURS))  # default: every one
     min_snr_db: float = 3.0
     max_snr_db: float = 30.0
 
@@ -294,11 +296,6 @@ class Recipe:
     pretrain: PretrainSection = field(default_factory=PretrainSection)
 
 
-METRICS = ("uar", "map", "accuracy")
-SCHEDULES = ("constant", "cosine")
-LOSSES = ("auto", "ce", "bce", "supcon_hybrid", "supcon_two_stage", "ce_angular", "clar")
-PRETRAIN_LOSSES = ("ntxent", "acl")
-SAMPLINGS = ("random", "non_overlapping", "same")
 # Keys holding paths (or lists of paths), resolved against the recipe file's folder.
 PATH_KEYS = (
     ("data", "root"),

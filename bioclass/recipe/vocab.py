@@ -1,0 +1,31 @@
+"""The names a recipe may use, each list defined once.
+
+The schema takes its defaults from here, validation checks values against these lists and the
+augmentations name them in their errors; a name added here is known to all three at once. The
+order of each list is the order error messages print it in.
+"""
+
+from __future__ import annotations
+
+METRICS = ("uar", "map", "accuracy")
+SCHEDULES = ("constant", "cosine")
+LOSSES = ("auto", "ce", "bce", "supcon_hybrid", "supcon_two_stage", "ce_angular", "clar")
+PRETRAIN_LOSSES = ("ntxent", "acl")
+SAMPLINGS = ("random", "non_overlapping", "same")
+
+FADE_SHAPES = ("linear", "logarithmic", "exponential")
+TIME_MASK_FILLS = ("noise", "zero")
+NOISE_COLOURS = ("white", "pink", "brown")
+
+# The wave_augment sub-sections that run with a probability, in the order `augment_wave` draws
+# their gates (changing it changes every augmented clip) and validation reports their `prob`.
+WAVE_STEPS = (
+    "trim_silence",
+    "scale",
+    "pitch_shift",
+    "time_stretch",
+    "fade",
+    "time_mask",
+    "time_shift",
+    "noise",
+)
