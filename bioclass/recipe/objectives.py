@@ -17,11 +17,13 @@ themselves are computed in `bioclass.training.objectives`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bioclass.core.activation import Activation
-from bioclass.recipe.schema import Recipe
+
+if TYPE_CHECKING:  # the schema's vocabulary imports the names below
+    from bioclass.recipe.schema import Recipe
 
 AUTO = "auto"
 
@@ -85,14 +87,22 @@ def _choices(names: list[str]) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
-def check_objective(recipe: Recipe, fail: Callable[[str], None]) -> None:
-    """The recipe checks that depend on what the chosen objective is (loss.name is known)."""
-    name = recipe.loss.name
-    spec = resolve_objective(recipe)
-    if recipe.augment.mixup_alpha > 0 and not spec.soft_targets:
-        mixable = _choices([AUTO, *(s.name for s in OBJECTIVES.values() if s.soft_targets)])
-        fail(f"augment.mixup_alpha needs loss.name {mixable}: {name} needs a hard "
-             "label per clip (set augment.mixup_alpha: 0)")
-    if recipe.model.freeze_encoder and not spec.head_only:
-        fail(f"model.freeze_encoder trains only the last layer: use loss.name ce (not "
-             f"{name})")
+def mixup_problem(recipe: Recipe) -> str | None:
+    """Why the recipe's objective cannot learn from MixUp's mixed targets, if it cannot."""
+    if recipe.loss.name not in LOSS_NAMES or recipe.augment.mixup_alpha <= 0:
+        return None
+    if resolve_objective(recipe).soft_targets:
+        return None
+    mixable = _choices([AUTO, *(s.name for s in OBJECTIVES.values() if s.soft_targets)])
+    return (f"augment.mixup_alpha needs loss.name {mixable}: {recipe.loss.name} needs a hard "
+            "label per clip (set augment.mixup_alpha: 0)")
+
+
+def frozen_encoder_problem(recipe: Recipe) -> str | None:
+    """Why `model.freeze_encoder` makes no sense with the recipe's objective, if it does not."""
+    if recipe.loss.name not in LOSS_NAMES or not recipe.model.freeze_encoder:
+        return None
+    if resolve_objective(recipe).head_only:
+        return None
+    return (f"model.freeze_encoder trains only the last layer: use loss.name ce (not "
+            f"{recipe.loss.name})")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
+from bioclass.recipe.objectives import frozen_encoder_problem, mixup_problem
 from bioclass.recipe.rules import Rules, each
 from bioclass.recipe.schema import Recipe, ViewAugmentSection, WaveAugmentSection
 from bioclass.recipe.vocab import (
@@ -106,27 +107,19 @@ def check_settings(recipe: Recipe, rules: Rules) -> None:
 
 
 def check_loss(recipe: Recipe, rules: Rules) -> None:
-    """The loss section, and which losses allow MixUp and a frozen encoder.
-
-    The loss names compared here are to be replaced by what each objective declares about
-    itself; until then they stay in this one function.
-    """
+    """The loss section, and whether the objective allows MixUp and a frozen encoder (as the
+    objective declares it: `bioclass.recipe.objectives`)."""
     loss = recipe.loss
     rules.one_of("loss.name", loss.name, LOSSES)
-    rules.require(
-        not (recipe.augment.mixup_alpha > 0 and loss.name not in ("auto", "ce", "bce")),
-        f"augment.mixup_alpha needs loss.name auto, ce or bce: {loss.name} needs a hard "
-        "label per clip (set augment.mixup_alpha: 0)",
-    )
+    mixup = mixup_problem(recipe)
+    rules.require(mixup is None, mixup or "")
     rules.in_range("loss.alpha", loss.alpha, 0, 1, "[]")
     rules.positive("loss.temperature", loss.temperature)
     rules.at_least("loss.projection_dim", loss.projection_dim, 1)
     rules.at_least("loss.margin", loss.margin, 0, note="(radians)")
     rules.in_range("loss.supcon_fraction", loss.supcon_fraction, 0, 1, "()")
-    rules.require(
-        not (recipe.model.freeze_encoder and loss.name not in ("auto", "ce", "bce")),
-        f"model.freeze_encoder trains only the last layer: use loss.name ce (not {loss.name})",
-    )
+    frozen = frozen_encoder_problem(recipe)
+    rules.require(frozen is None, frozen or "")
 
 
 def check_pretrain(recipe: Recipe, rules: Rules) -> None:

@@ -7,9 +7,11 @@ order of each list is the order error messages print it in.
 
 from __future__ import annotations
 
+from bioclass.recipe.objectives import LOSS_NAMES
+
 METRICS = ("uar", "map", "accuracy")
 SCHEDULES = ("constant", "cosine")
-LOSSES = ("auto", "ce", "bce", "supcon_hybrid", "supcon_two_stage", "ce_angular", "clar")
+LOSSES = LOSS_NAMES  # `auto` and the objectives of the registry
 PRETRAIN_LOSSES = ("ntxent", "acl")
 SAMPLINGS = ("random", "non_overlapping", "same")
 
