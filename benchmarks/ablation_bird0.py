@@ -30,37 +30,58 @@ SETTINGS = [
     ("bal, specA", OFF | {"balanced": True, "specaugment": True}),
     ("bal, MixUp", OFF | {"balanced": True, "mixup_alpha": 0.4}),
     ("bal, specA+MixUp", OFF | {"balanced": True, "specaugment": True, "mixup_alpha": 0.4}),
-    ("bal, specA+MixUp, +EMA", {"balanced": True, "specaugment": True, "mixup_alpha": 0.4,
-                                "ema": True}),
+    (
+        "bal, specA+MixUp, +EMA",
+        {"balanced": True, "specaugment": True, "mixup_alpha": 0.4, "ema": True},
+    ),
 ]
 
 
 def recipe_for(csv: Path, setting: dict, args: argparse.Namespace) -> dict:
     return {
         "seed": args.seed,
-        "audio": {"sample_rate": 16000, "clip_seconds": CLIP_SECONDS, "n_fft": 512,
-                  "hop_length": 160, "n_mels": 64, "f_min": 50.0, "f_max": 8000.0},
+        "audio": {
+            "sample_rate": 16000,
+            "clip_seconds": CLIP_SECONDS,
+            "n_fft": 512,
+            "hop_length": 160,
+            "n_mels": 64,
+            "f_min": 50.0,
+            "f_max": 8000.0,
+        },
         "data": {"labels_csv": str(csv), "balanced": setting["balanced"]},
         "model": {"name": args.model},
-        "augment": {"specaugment": setting["specaugment"], "mixup_alpha": setting["mixup_alpha"],
-                    "time_width": 4, "freq_width": 8},
-        "train": {"batch_size": 32, "lr": 1e-3, "iterations": args.iterations,
-                  "eval_every": max(1, args.iterations // 8), "ema": setting["ema"],
-                  "ema_decay": 0.995,
-                  "ema_start": args.iterations // 4, "metric": "uar"},
+        "augment": {
+            "specaugment": setting["specaugment"],
+            "mixup_alpha": setting["mixup_alpha"],
+            "time_width": 4,
+            "freq_width": 8,
+        },
+        "train": {
+            "batch_size": 32,
+            "lr": 1e-3,
+            "iterations": args.iterations,
+            "eval_every": max(1, args.iterations // 8),
+            "ema": setting["ema"],
+            "ema_decay": 0.995,
+            "ema_start": args.iterations // 4,
+            "metric": "uar",
+        },
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path,
-                        default=Path("../shared/data/labelled/bengalese_finch_bird0"))
+    parser.add_argument(
+        "--data", type=Path, default=Path("../shared/data/labelled/bengalese_finch_bird0")
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/ablation_bird0"))
     parser.add_argument("--model", default="cnn10")
     parser.add_argument("--iterations", type=int, default=800)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--train-songs", type=int,
-                        help="keep only this many training songs (a low-data variant)")
+    parser.add_argument(
+        "--train-songs", type=int, help="keep only this many training songs (a low-data variant)"
+    )
     args = parser.parse_args()
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -83,11 +104,17 @@ def main() -> None:
         wall = time.perf_counter() - started
         ckpt = run_dir / "model.pt"
         metrics, _, _ = evaluate_model(ckpt, csv, split="test", device="cpu")
-        results.append({"setting": name, "weights": metrics["weights"],
-                        "test_map": metrics["map"], "test_uar": metrics["uar"],
-                        "devel_uar": result.best["value"],
-                        "best_iteration": result.best["iteration"],
-                        "wall_s": round(wall)})
+        results.append(
+            {
+                "setting": name,
+                "weights": metrics["weights"],
+                "test_map": metrics["map"],
+                "test_uar": metrics["uar"],
+                "devel_uar": result.best["value"],
+                "best_iteration": result.best["iteration"],
+                "wall_s": round(wall),
+            }
+        )
     frame = pd.DataFrame(results)
     frame.to_csv(args.out / "results.csv", index=False)
     print(frame.to_markdown(index=False, floatfmt=".3f"))

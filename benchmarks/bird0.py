@@ -35,9 +35,11 @@ def cut_clips(data: Path, seed: int, max_background_per_file: int = 12) -> pd.Da
         busy = song[["start_time", "end_time"]].to_numpy()
         candidates = np.arange(0, duration - CLIP_SECONDS, CLIP_SECONDS / 2)
         free = [
-            s for s in candidates
-            if not np.any((busy[:, 0] - MARGIN_SECONDS < s + CLIP_SECONDS)
-                          & (busy[:, 1] + MARGIN_SECONDS > s))
+            s
+            for s in candidates
+            if not np.any(
+                (busy[:, 0] - MARGIN_SECONDS < s + CLIP_SECONDS) & (busy[:, 1] + MARGIN_SECONDS > s)
+            )
         ]
         for s in rng.permutation(free)[:max_background_per_file]:
             rows.append((str(path), float(s), "background", file))

@@ -39,14 +39,26 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
-    audio = {"sample_rate": 16000, "clip_seconds": args.patch, "n_fft": 512, "hop_length": 160,
-             "n_mels": 64, "f_max": 8000.0}
-    recipe = recipe_from_dict({
-        "audio": audio, "model": {"name": args.model, "dropout": 0.0, "block_dropout": 0.0},
-        "train": {"batch_size": args.batch, "iterations": args.iterations,
-                  "eval_every": args.iterations},
-        "pretrain": {"patch_seconds": args.patch},
-    })
+    audio = {
+        "sample_rate": 16000,
+        "clip_seconds": args.patch,
+        "n_fft": 512,
+        "hop_length": 160,
+        "n_mels": 64,
+        "f_max": 8000.0,
+    }
+    recipe = recipe_from_dict(
+        {
+            "audio": audio,
+            "model": {"name": args.model, "dropout": 0.0, "block_dropout": 0.0},
+            "train": {
+                "batch_size": args.batch,
+                "iterations": args.iterations,
+                "eval_every": args.iterations,
+            },
+            "pretrain": {"patch_seconds": args.patch},
+        }
+    )
     recordings, _ = index_archive([FIELD], 0.05)
     data = PairDataset(recordings, 16000, args.patch, "random", 0.05, None, seed=0)
     frontend = FrontendConfig(16000, 512, 160, 64, 50.0, 8000.0)
@@ -72,9 +84,12 @@ def main() -> None:
         loss.backward()
         optimizer.step()
         t4 = time.perf_counter()
-        for name, seconds in (("decode + resample + mix-back", t1 - t0),
-                              ("log-mel front end", t2 - t1), ("view augmentation", t3 - t2),
-                              ("encoder + head + loss, fwd + bwd + Adam", t4 - t3)):
+        for name, seconds in (
+            ("decode + resample + mix-back", t1 - t0),
+            ("log-mel front end", t2 - t1),
+            ("view augmentation", t3 - t2),
+            ("encoder + head + loss, fwd + bwd + Adam", t4 - t3),
+        ):
             parts.setdefault(name, []).append(seconds)
         with tempfile.TemporaryDirectory() as tmp:
             history = pretrain(recipe, [FIELD], Path(tmp) / "run", device="cpu")
@@ -82,18 +97,24 @@ def main() -> None:
         loop_rates.append(args.iterations * args.batch / elapsed)
     per_batch = {k: statistics.median(v) for k, v in parts.items()}
     total = sum(per_batch.values())
-    table = pd.DataFrame({
-        "stage (one batch)": list(per_batch),
-        "median s": list(per_batch.values()),
-        "share": [v / total for v in per_batch.values()],
-    })
-    print(f"\n{args.model}, {args.patch:g} s patches, batch {args.batch} pairs, "
-          f"{torch.get_num_threads()} threads, archive {len(recordings)} files")
+    table = pd.DataFrame(
+        {
+            "stage (one batch)": list(per_batch),
+            "median s": list(per_batch.values()),
+            "share": [v / total for v in per_batch.values()],
+        }
+    )
+    print(
+        f"\n{args.model}, {args.patch:g} s patches, batch {args.batch} pairs, "
+        f"{torch.get_num_threads()} threads, archive {len(recordings)} files"
+    )
     print(table.to_markdown(index=False, floatfmt=".3f"))
-    print(f"stages in sequence: {args.batch / total:.1f} pairs/s; full pretrain loop "
-          f"(monitoring excluded, {args.iterations} iterations): "
-          f"{statistics.median(loop_rates):.1f} pairs/s (runs: "
-          f"{', '.join(f'{x:.1f}' for x in loop_rates)})")
+    print(
+        f"stages in sequence: {args.batch / total:.1f} pairs/s; full pretrain loop "
+        f"(monitoring excluded, {args.iterations} iterations): "
+        f"{statistics.median(loop_rates):.1f} pairs/s (runs: "
+        f"{', '.join(f'{x:.1f}' for x in loop_rates)})"
+    )
 
 
 if __name__ == "__main__":

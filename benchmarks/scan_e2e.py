@@ -38,8 +38,9 @@ def make_checkpoint(path: Path) -> None:
     frontend = FrontendConfig(sample_rate=16000, f_max=8000.0)
     model = create_model("cnn10", 5, frontend)
     classes = ["background", "a", "b", "c", "d"]
-    atomic_save(model_checkpoint(model, "cnn10", classes, frontend, recipe, None, False,
-                                 "softmax"), path)
+    atomic_save(
+        model_checkpoint(model, "cnn10", classes, frontend, recipe, None, False, "softmax"), path
+    )
 
 
 def loop_to_length(source: Path, target: Path, seconds: float) -> float:
@@ -47,8 +48,9 @@ def loop_to_length(source: Path, target: Path, seconds: float) -> float:
     audio, rate = sf.read(source, dtype="float32", always_2d=True)
     audio = audio.mean(axis=1)
     total = int(seconds * rate)
-    with sf.SoundFile(target, "w", samplerate=rate, channels=1, format="FLAC",
-                      subtype="PCM_16") as f:
+    with sf.SoundFile(
+        target, "w", samplerate=rate, channels=1, format="FLAC", subtype="PCM_16"
+    ) as f:
         written = 0
         while written < total:
             piece = audio[: total - written]
@@ -60,8 +62,12 @@ def loop_to_length(source: Path, target: Path, seconds: float) -> float:
 def run_scan(args: list[str]) -> tuple[float, float, str]:
     """Wall seconds and peak RSS (MB) of a `bioclass scan` process."""
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "bioclass", "scan", *args],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bioclass", "scan", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
     err = proc.stderr.read() if proc.stderr else ""
@@ -88,8 +94,9 @@ def time_split(files: list[Path], model: Path, hop: float) -> dict[str, float]:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             started = time.perf_counter()
-            scan(files, [model], ScanOptions(out=Path(tmp) / "d.csv", hop_seconds=hop,
-                                             device="cpu"))
+            scan(
+                files, [model], ScanOptions(out=Path(tmp) / "d.csv", hop_seconds=hop, device="cpu")
+            )
             wall = time.perf_counter() - started
     finally:
         infer._scores_fast = real
@@ -116,9 +123,11 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, help="keep the generated audio here")
     args = parser.parse_args()
 
-    sources = [SOUNDSCAPES / "birdnet_example_soundscape.flac",
-               SOUNDSCAPES / "opensoundscape_1min.flac",
-               SOUNDSCAPES / "opensoundscape_great_plains_toad.flac"]
+    sources = [
+        SOUNDSCAPES / "birdnet_example_soundscape.flac",
+        SOUNDSCAPES / "opensoundscape_1min.flac",
+        SOUNDSCAPES / "opensoundscape_great_plains_toad.flac",
+    ]
     tmp = tempfile.TemporaryDirectory()
     work = args.workdir or Path(tmp.name)
     folder = work / "season"
@@ -136,29 +145,65 @@ def main() -> None:
     hours = args.files * args.hours_per_file
     rows = []
     for mode in ("fast", "exact"):
-        wall, rss, _ = run_scan([str(folder), "--model", str(model), "--out",
-                                 str(work / f"{mode}.csv"), "--hop", str(args.hop), "--mode",
-                                 mode, "--device", "cpu"])
-        rows.append({"run": f"{args.files} x {args.hours_per_file:g} h FLAC, {mode}, hop "
-                            f"{args.hop:g} s", "wall s": wall,
-                     "audio h / wall min": hours / (wall / 60), "peak RSS MB": rss})
+        wall, rss, _ = run_scan(
+            [
+                str(folder),
+                "--model",
+                str(model),
+                "--out",
+                str(work / f"{mode}.csv"),
+                "--hop",
+                str(args.hop),
+                "--mode",
+                mode,
+                "--device",
+                "cpu",
+            ]
+        )
+        rows.append(
+            {
+                "run": f"{args.files} x {args.hours_per_file:g} h FLAC, {mode}, hop {args.hop:g} s",
+                "wall s": wall,
+                "audio h / wall min": hours / (wall / 60),
+                "peak RSS MB": rss,
+            }
+        )
         print(rows[-1], flush=True)
     split = time_split(files, model, args.hop)
     if args.day:
         day = work / "day_20240601_000000.flac"
         if not day.exists():
             loop_to_length(SOUNDSCAPES / "opensoundscape_1min.flac", day, 24 * 3600)
-        wall, rss, _ = run_scan([str(day), "--model", str(model), "--out", str(work / "day.csv"),
-                                 "--hop", str(args.hop), "--device", "cpu"])
-        rows.append({"run": "one 24 h FLAC (32 kHz), fast, hop " f"{args.hop:g} s",
-                     "wall s": wall, "audio h / wall min": 24 / (wall / 60), "peak RSS MB": rss})
+        wall, rss, _ = run_scan(
+            [
+                str(day),
+                "--model",
+                str(model),
+                "--out",
+                str(work / "day.csv"),
+                "--hop",
+                str(args.hop),
+                "--device",
+                "cpu",
+            ]
+        )
+        rows.append(
+            {
+                "run": f"one 24 h FLAC (32 kHz), fast, hop {args.hop:g} s",
+                "wall s": wall,
+                "audio h / wall min": 24 / (wall / 60),
+                "peak RSS MB": rss,
+            }
+        )
     print(f"\n{torch.get_num_threads()} threads")
     print(pd.DataFrame(rows).to_markdown(index=False, floatfmt=".1f"))
     outside = 1 - split["model_s"] / split["wall_s"]
-    print(f"\nin-process fast scan of the {args.files} files: wall {split['wall_s']:.1f} s, "
-          f"model {split['model_s']:.1f} s -> {outside:.0%} of the wall time outside the model "
-          f"(decoding + resampling alone: {split['decode_alone_s']:.1f} s, overlapped with "
-          f"the model by a reader thread)")
+    print(
+        f"\nin-process fast scan of the {args.files} files: wall {split['wall_s']:.1f} s, "
+        f"model {split['model_s']:.1f} s -> {outside:.0%} of the wall time outside the model "
+        f"(decoding + resampling alone: {split['decode_alone_s']:.1f} s, overlapped with "
+        f"the model by a reader thread)"
+    )
     tmp.cleanup()
 
 

@@ -39,13 +39,24 @@ def run_scan(files: list[Path], model: Path, out: Path, **options) -> tuple[pd.D
 def synthetic(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "synthetic_20240601_040000.flac"
-        truth = make_long_recording(path, np.random.default_rng(args.seed), args.minutes * 60,
-                                    8000, n_calls=args.minutes * 8)
+        truth = make_long_recording(
+            path,
+            np.random.default_rng(args.seed),
+            args.minutes * 60,
+            8000,
+            n_calls=args.minutes * 8,
+        )
         truth["file"] = str(path)
         for hop in args.hops:
             for mode in args.modes:
-                events, wall = run_scan([path], args.model, Path(tmp) / f"{mode}.csv",
-                                        hop_seconds=hop, min_gap_s=args.min_gap, mode=mode)
+                events, wall = run_scan(
+                    [path],
+                    args.model,
+                    Path(tmp) / f"{mode}.csv",
+                    hop_seconds=hop,
+                    min_gap_s=args.min_gap,
+                    mode=mode,
+                )
                 print(f"\nsynthetic {args.minutes} min, hop {hop} s, {mode}, {wall:.1f} s wall")
                 print(event_scores(events, truth).to_markdown(index=False, floatfmt=".2f"))
 
@@ -59,11 +70,18 @@ def bird0(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for hop in args.hops:
             for mode in args.modes:
-                events, wall = run_scan([Path(f) for f in test_files], args.model,
-                                        Path(tmp) / f"{mode}.csv", hop_seconds=hop,
-                                        min_gap_s=args.min_gap, mode=mode)
-                print(f"\nBird0: {len(test_files)} held-out songs, {len(truth)} syllables, "
-                      f"hop {hop} s, {mode}, {wall:.1f} s wall")
+                events, wall = run_scan(
+                    [Path(f) for f in test_files],
+                    args.model,
+                    Path(tmp) / f"{mode}.csv",
+                    hop_seconds=hop,
+                    min_gap_s=args.min_gap,
+                    mode=mode,
+                )
+                print(
+                    f"\nBird0: {len(test_files)} held-out songs, {len(truth)} syllables, "
+                    f"hop {hop} s, {mode}, {wall:.1f} s wall"
+                )
                 print(event_scores(events, truth).to_markdown(index=False, floatfmt=".2f"))
 
 
@@ -80,8 +98,12 @@ def main() -> None:
     b = sub.add_parser("bird0")
     b.add_argument("--model", type=Path, required=True)
     b.add_argument("--clips", type=Path, required=True)
-    b.add_argument("--data", default=str(Path(__file__).resolve().parents[1]
-                                         / "../shared/data/labelled/bengalese_finch_bird0"))
+    b.add_argument(
+        "--data",
+        default=str(
+            Path(__file__).resolve().parents[1] / "../shared/data/labelled/bengalese_finch_bird0"
+        ),
+    )
     b.add_argument("--hops", type=float, nargs="+", default=[0.05, 0.02])
     b.add_argument("--min-gap", type=float, default=0.0)
     b.add_argument("--modes", nargs="+", default=["fast", "exact"])

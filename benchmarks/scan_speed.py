@@ -67,13 +67,15 @@ def naive_loop(model: torch.nn.Module, audio: np.ndarray, hop_s: float) -> float
     return len(audio) / RATE / (time.perf_counter() - started)
 
 
-def scan_mode(model: torch.nn.Module, path: Path, hop_s: float, mode: str,
-              precision: str = "fp32") -> tuple[float, np.ndarray]:
+def scan_mode(
+    model: torch.nn.Module, path: Path, hop_s: float, mode: str, precision: str = "fp32"
+) -> tuple[float, np.ndarray]:
     """Audio-seconds/s of bioclass's scoring of a file, and the scores."""
     plan = WindowPlan.from_seconds(RATE, WINDOW, hop_s)
     started = time.perf_counter()
-    result = score_file(path, [model], "softmax", plan, batch_size=BATCH, mode=mode,
-                        precision=precision)
+    result = score_file(
+        path, [model], "softmax", plan, batch_size=BATCH, mode=mode, precision=precision
+    )
     wall = time.perf_counter() - started
     return result.streams[0].duration_s / wall, result.streams[0].scores
 
@@ -93,17 +95,28 @@ def agreement(trained: Path, recording: Path, hop_s: float) -> pd.DataFrame:
         minute = Path(tmp) / "minute.wav"
         audio, file_rate = sf.read(recording, dtype="float32")
         sf.write(minute, audio[: 60 * file_rate], file_rate, subtype="FLOAT")
-        for path, what, mode, precision in ((recording, "whole file", "fast", "fp32"),
-                                            (minute, "first minute", "exact", "bf16"),
-                                            (minute, "first minute", "fast", "bf16")):
+        for path, what, mode, precision in (
+            (recording, "whole file", "fast", "fp32"),
+            (minute, "first minute", "exact", "bf16"),
+            (minute, "first minute", "fast", "bf16"),
+        ):
             exact = score_file(path, [model], act, plan, mode="exact").streams[0].scores
-            other = score_file(path, [model], act, plan, mode=mode,
-                               precision=precision).streams[0].scores
+            other = (
+                score_file(path, [model], act, plan, mode=mode, precision=precision)
+                .streams[0]
+                .scores
+            )
             diff = np.abs(other - exact)
-            rows.append({"vs exact fp32": f"{mode} {precision}", "audio": what,
-                         "windows": len(exact), "max |diff|": diff.max(),
-                         "mean |diff|": diff.mean(),
-                         "same top class": np.mean(other.argmax(1) == exact.argmax(1))})
+            rows.append(
+                {
+                    "vs exact fp32": f"{mode} {precision}",
+                    "audio": what,
+                    "windows": len(exact),
+                    "max |diff|": diff.max(),
+                    "mean |diff|": diff.mean(),
+                    "same top class": np.mean(other.argmax(1) == exact.argmax(1)),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -112,8 +125,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--trained", type=Path, help="a trained checkpoint for score agreement")
-    parser.add_argument("--recording", type=Path,
-                        default=Path("sample_data/long/recording_20240501_053000.flac"))
+    parser.add_argument(
+        "--recording", type=Path, default=Path("sample_data/long/recording_20240501_053000.flac")
+    )
     args = parser.parse_args()
 
     torch.manual_seed(0)
@@ -123,8 +137,9 @@ def main() -> None:
     results: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "long.wav"
-        make_long_recording(path, np.random.default_rng(0), args.minutes * 60, 8000,
-                            n_calls=int(args.minutes * 6))
+        make_long_recording(
+            path, np.random.default_rng(0), args.minutes * 60, 8000, n_calls=int(args.minutes * 6)
+        )
         audio, rate = sf.read(path, dtype="float32")
         import soxr
 
@@ -149,22 +164,32 @@ def main() -> None:
         sf.write(minute, audio[: 60 * RATE], RATE, subtype="PCM_16")
         bf16 = {p: scan_mode(model, minute, 1.5, "fast", p)[0] for p in ("fp32", "bf16")}
     median = {k: statistics.median(v) for k, v in results.items()}
-    table = pd.DataFrame({
-        "measure": list(median),
-        "median audio-s/s": list(median.values()),
-        "runs": [", ".join(f"{x:.1f}" for x in results[k]) for k in median],
-    })
-    print(f"\nCNN10, {WINDOW:g} s windows at {RATE} Hz, {args.minutes:g} min recording, "
-          f"{torch.get_num_threads()} threads, native bf16: {cpu_has_native_bf16()}")
+    table = pd.DataFrame(
+        {
+            "measure": list(median),
+            "median audio-s/s": list(median.values()),
+            "runs": [", ".join(f"{x:.1f}" for x in results[k]) for k in median],
+        }
+    )
+    print(
+        f"\nCNN10, {WINDOW:g} s windows at {RATE} Hz, {args.minutes:g} min recording, "
+        f"{torch.get_num_threads()} threads, native bf16: {cpu_has_native_bf16()}"
+    )
     print(table.to_markdown(index=False, floatfmt=".1f"))
     naive = median["naive per-window loop, hop 1.5 s"]
-    print(f"fast / naive loop at hop 1.5 s: {median['bioclass fast, hop 1.5 s'] / naive:.2f}x "
-          f"(against the loop with the scanner's model: "
-          f"{median['bioclass fast, hop 1.5 s'] / median[rows[2][0]]:.2f}x)")
-    print(f"fast at hop 3 s / model only: "
-          f"{median['bioclass fast, hop 3 s'] / median['model only (batch 64, hop 3 s)']:.0%}")
-    print(f"fast at hop 1.5 s on one minute: fp32 {bf16['fp32']:.1f}, bf16 {bf16['bf16']:.1f} "
-          f"audio-s/s ({bf16['bf16'] / bf16['fp32']:.2f}x)")
+    print(
+        f"fast / naive loop at hop 1.5 s: {median['bioclass fast, hop 1.5 s'] / naive:.2f}x "
+        f"(against the loop with the scanner's model: "
+        f"{median['bioclass fast, hop 1.5 s'] / median[rows[2][0]]:.2f}x)"
+    )
+    print(
+        f"fast at hop 3 s / model only: "
+        f"{median['bioclass fast, hop 3 s'] / median['model only (batch 64, hop 3 s)']:.0%}"
+    )
+    print(
+        f"fast at hop 1.5 s on one minute: fp32 {bf16['fp32']:.1f}, bf16 {bf16['bf16']:.1f} "
+        f"audio-s/s ({bf16['bf16'] / bf16['fp32']:.2f}x)"
+    )
     if args.trained:
         print(f"\nscore agreement: {args.trained} on {args.recording}")
         for hop in (0.75, 1.5):

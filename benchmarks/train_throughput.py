@@ -48,15 +48,21 @@ def model_only(name: str, iterations: int) -> float:
 
 def full_loop(name: str, iterations: int, csv: Path, out: Path) -> float:
     """Clips per second of the real training loop (time to the last step, before validation)."""
-    recipe = recipe_from_dict({
-        "seed": 0,
-        "audio": {"sample_rate": SAMPLE_RATE, "clip_seconds": CLIP_SECONDS, "f_max": 8000.0},
-        "data": {"labels_csv": str(csv), "val_fraction": 0.1, "balanced": True},
-        "model": {"name": name},
-        "augment": {"mixup_alpha": 0.4, "specaugment": True},
-        "train": {"batch_size": BATCH, "iterations": iterations, "eval_every": iterations,
-                  "ema_start": 0},
-    })
+    recipe = recipe_from_dict(
+        {
+            "seed": 0,
+            "audio": {"sample_rate": SAMPLE_RATE, "clip_seconds": CLIP_SECONDS, "f_max": 8000.0},
+            "data": {"labels_csv": str(csv), "val_fraction": 0.1, "balanced": True},
+            "model": {"name": name},
+            "augment": {"mixup_alpha": 0.4, "specaugment": True},
+            "train": {
+                "batch_size": BATCH,
+                "iterations": iterations,
+                "eval_every": iterations,
+                "ema_start": 0,
+            },
+        }
+    )
     result = train(recipe, out, device="cpu")
     elapsed = float(result.history["elapsed_s"].iloc[0])
     return iterations * BATCH / elapsed
@@ -72,8 +78,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         counts = {"background": 120, "harmonic": 50, "pulses": 30, "trill": 20, "bark": 20}
-        table = make_clip_dataset(root, np.random.default_rng(0), counts, sample_rate=SAMPLE_RATE,
-                                  duration_range=(2.0, 3.5))
+        table = make_clip_dataset(
+            root,
+            np.random.default_rng(0),
+            counts,
+            sample_rate=SAMPLE_RATE,
+            duration_range=(2.0, 3.5),
+        )
         table.to_csv(root / "labels.csv", index=False)
         bare, loop = [], []
         for r in range(args.repeats):
@@ -81,14 +92,18 @@ def main() -> None:
             run_dir = root / f"run{r}"
             loop.append(full_loop(args.model, args.iterations, root / "labels.csv", run_dir))
             print(f"repeat {r}: model-only {bare[-1]:.2f} clips/s, loop {loop[-1]:.2f} clips/s")
-    summary = pd.DataFrame({
-        "measure": ["model-only step", "full train loop"],
-        "median clips/s": [statistics.median(bare), statistics.median(loop)],
-        "runs": [", ".join(f"{x:.2f}" for x in bare), ", ".join(f"{x:.2f}" for x in loop)],
-    })
-    print(f"\n{args.model}, batch {BATCH}, {CLIP_SECONDS:g} s at {SAMPLE_RATE} Hz, "
-          f"{args.iterations} iterations x {args.repeats} repeats, "
-          f"{torch.get_num_threads()} threads")
+    summary = pd.DataFrame(
+        {
+            "measure": ["model-only step", "full train loop"],
+            "median clips/s": [statistics.median(bare), statistics.median(loop)],
+            "runs": [", ".join(f"{x:.2f}" for x in bare), ", ".join(f"{x:.2f}" for x in loop)],
+        }
+    )
+    print(
+        f"\n{args.model}, batch {BATCH}, {CLIP_SECONDS:g} s at {SAMPLE_RATE} Hz, "
+        f"{args.iterations} iterations x {args.repeats} repeats, "
+        f"{torch.get_num_threads()} threads"
+    )
     print(summary.to_markdown(index=False, floatfmt=".2f"))
     print(f"loop / model-only: {statistics.median(loop) / statistics.median(bare):.1%}")
 

@@ -219,8 +219,11 @@ def load_encoder_weights(
     """
     weights = encoder_weights(path, model_name, frontend)
     own = model.state_dict()
-    copied = {k: v for k, v in weights.items()
-              if k.startswith(ENCODER_PREFIXES) and k in own and own[k].shape == v.shape}
+    copied = {
+        k: v
+        for k, v in weights.items()
+        if k.startswith(ENCODER_PREFIXES) and k in own and own[k].shape == v.shape
+    }
     if not copied:
         raise CheckpointError(f"{path}: no encoder weights match this model")
     own.update(copied)

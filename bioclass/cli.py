@@ -31,8 +31,10 @@ def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
             console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             sys.exit(1)
         except KeyboardInterrupt:
-            console.print("[bold red]interrupted[/] (finished files are kept: re-run the same "
-                          "command to continue)")
+            console.print(
+                "[bold red]interrupted[/] (finished files are kept: re-run the same "
+                "command to continue)"
+            )
             sys.exit(130)
 
     return wrapper
@@ -178,54 +180,135 @@ def _channels(value: str) -> str | int:
 # they come, after the few conversions Click does not do.
 @main.command()
 @click.argument("inputs", nargs=-1, type=str)
-@click.option("--model", "models", multiple=True, required=True,
-              type=click.Path(dir_okay=False, path_type=Path),
-              help="Checkpoint from `bioclass train`; repeat for an ensemble (scores averaged).")
-@click.option("--out", default="detections.csv", show_default=True,
-              type=click.Path(dir_okay=False, path_type=Path),
-              help="Detections CSV ('-' for stdout); other outputs go beside it.")
-@click.option("--from-list", "list_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Text file of paths to scan, one per line.")
-@click.option("--hop", "hop_seconds", type=float,
-              help="Seconds between window starts (default: half a window).")
-@click.option("--overlap", type=click.FloatRange(0, 1, max_open=True),
-              help="Window overlap fraction instead of --hop (0.5 = half a window).")
-@click.option("--channels", default="mix", show_default=True,
-              help="mix (mean to mono), each (every channel; adds a channel column) or N.")
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Checkpoint from `bioclass train`; repeat for an ensemble (scores averaged).",
+)
+@click.option(
+    "--out",
+    default="detections.csv",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Detections CSV ('-' for stdout); other outputs go beside it.",
+)
+@click.option(
+    "--from-list",
+    "list_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Text file of paths to scan, one per line.",
+)
+@click.option(
+    "--hop",
+    "hop_seconds",
+    type=float,
+    help="Seconds between window starts (default: half a window).",
+)
+@click.option(
+    "--overlap",
+    type=click.FloatRange(0, 1, max_open=True),
+    help="Window overlap fraction instead of --hop (0.5 = half a window).",
+)
+@click.option(
+    "--channels",
+    default="mix",
+    show_default=True,
+    help="mix (mean to mono), each (every channel; adds a channel column) or N.",
+)
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Files decoded and scored in parallel.")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Files decoded and scored in parallel.",
+)
 @click.option("--device", type=DEVICES, default="auto", show_default=True)
-@click.option("--mode", type=click.Choice(["fast", "exact"]), default="fast", show_default=True,
-              help="fast: trunk once per block, windows pooled from it (exact when windows are too "
-                   "short for it); exact: every window alone.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "amp"]), default="fp32",
-              show_default=True, help="bf16 on CPUs that support it; amp = autocast on CUDA.")
-@click.option("--threshold", type=click.FloatRange(0, 1),
-              help="One score threshold for every class (default: the per-class thresholds "
-                   "fitted in training, else 0.5).")
-@click.option("--thresholds", "thresholds_csv", type=click.Path(dir_okay=False, path_type=Path),
-              help="CSV label,threshold overriding the checkpoint's fitted thresholds.")
+@click.option(
+    "--mode",
+    type=click.Choice(["fast", "exact"]),
+    default="fast",
+    show_default=True,
+    help="fast: trunk once per block, windows pooled from it (exact when windows are too "
+    "short for it); exact: every window alone.",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "bf16", "amp"]),
+    default="fp32",
+    show_default=True,
+    help="bf16 on CPUs that support it; amp = autocast on CUDA.",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1),
+    help="One score threshold for every class (default: the per-class thresholds "
+    "fitted in training, else 0.5).",
+)
+@click.option(
+    "--thresholds",
+    "thresholds_csv",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="CSV label,threshold overriding the checkpoint's fitted thresholds.",
+)
 @click.option("--keep-background", is_flag=True, help="Also report background windows.")
-@click.option("--no-merge", "merge", is_flag=True, flag_value=False, default=True,
-              help="One row per window instead of merged events.")
-@click.option("--min-gap", "min_gap_s", default=0.0, show_default=True,
-              type=click.FloatRange(min=0),
-              help="Merge same-label events separated by at most this many seconds.")
-@click.option("--min-duration", "min_duration_s", default=0.0, show_default=True,
-              type=click.FloatRange(min=0), help="Drop events shorter than this many seconds.")
-@click.option("--format", "formats", multiple=True, type=click.Choice(FORMATS),
-              help="Output formats (repeatable): csv (default), raven, audacity.")
-@click.option("--scores", "scores_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also write every window's class scores (.parquet or .csv).")
-@click.option("--max-failures", type=click.IntRange(min=1),
-              help="Stop after this many unreadable files.")
+@click.option(
+    "--no-merge",
+    "merge",
+    is_flag=True,
+    flag_value=False,
+    default=True,
+    help="One row per window instead of merged events.",
+)
+@click.option(
+    "--min-gap",
+    "min_gap_s",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Merge same-label events separated by at most this many seconds.",
+)
+@click.option(
+    "--min-duration",
+    "min_duration_s",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Drop events shorter than this many seconds.",
+)
+@click.option(
+    "--format",
+    "formats",
+    multiple=True,
+    type=click.Choice(FORMATS),
+    help="Output formats (repeatable): csv (default), raven, audacity.",
+)
+@click.option(
+    "--scores",
+    "scores_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write every window's class scores (.parquet or .csv).",
+)
+@click.option(
+    "--max-failures", type=click.IntRange(min=1), help="Stop after this many unreadable files."
+)
 @click.option("--metadata", is_flag=True, help="Add run metadata columns to the CSV.")
-@click.option("--truth", type=click.Path(dir_okay=False, path_type=Path),
-              help="Truth table (start_time,end_time,label[,file]): print event precision/recall.")
+@click.option(
+    "--truth",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Truth table (start_time,end_time,label[,file]): print event precision/recall.",
+)
 @_friendly
-def scan(inputs: tuple[str, ...], models: tuple[Path, ...], list_file: Path | None,
-         truth: Path | None, **params: Any) -> None:
+def scan(
+    inputs: tuple[str, ...],
+    models: tuple[Path, ...],
+    list_file: Path | None,
+    truth: Path | None,
+    **params: Any,
+) -> None:
     """Tag long recordings (files, folders, globs) with species labels."""
     from bioclass.audio.discover import collect_inputs
     from bioclass.core.console import progress_bar
@@ -233,17 +316,21 @@ def scan(inputs: tuple[str, ...], models: tuple[Path, ...], list_file: Path | No
     from bioclass.scan.report import print_scan_report
     from bioclass.scan.runner import scan as run_scan
 
-    options = ScanOptions(**{
-        **params,
-        "channels": _channels(params["channels"]),
-        "formats": tuple(params["formats"]) or DEFAULT_FORMATS,
-        "collect_events": truth is not None,
-    })
+    options = ScanOptions(
+        **{
+            **params,
+            "channels": _channels(params["channels"]),
+            "formats": tuple(params["formats"]) or DEFAULT_FORMATS,
+            "collect_events": truth is not None,
+        }
+    )
     files = collect_inputs(inputs, list_file)
     with progress_bar() as progress:
         task = progress.add_task("scanning", total=len(files), info="")
         summary = run_scan(
-            files, list(models), options,
+            files,
+            list(models),
+            options,
             on_file=lambda path, seconds: progress.update(task, advance=1, info=path.name),
         )
     print_scan_report(summary, options, truth)
@@ -256,18 +343,38 @@ def scan(inputs: tuple[str, ...], models: tuple[Path, ...], list_file: Path | No
 
 @main.command()
 @click.argument("archives", nargs=-1, type=str)
-@click.option("--recipe", type=click.Path(dir_okay=False, path_type=Path),
-              help="Pretraining recipe (YAML), e.g. recipes/pretrain_simclr.yaml.")
-@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
-              help="Override a recipe value (repeatable).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Run directory (default: runs/<recipe>-<time>).")
+@click.option(
+    "--recipe",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Pretraining recipe (YAML), e.g. recipes/pretrain_simclr.yaml.",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="SECTION.KEY=VALUE",
+    help="Override a recipe value (repeatable).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run directory (default: runs/<recipe>-<time>).",
+)
 @click.option("--device", type=DEVICES, default="auto", show_default=True)
-@click.option("--resume", type=click.Path(file_okay=False, path_type=Path),
-              help="Continue the interrupted pretraining in this directory.")
+@click.option(
+    "--resume",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Continue the interrupted pretraining in this directory.",
+)
 @_friendly
-def pretrain(archives: tuple[str, ...], recipe: Path | None, overrides: tuple[str, ...],
-             out: Path | None, device: str, resume: Path | None) -> None:
+def pretrain(
+    archives: tuple[str, ...],
+    recipe: Path | None,
+    overrides: tuple[str, ...],
+    out: Path | None,
+    device: str,
+    resume: Path | None,
+) -> None:
     """Learn an encoder from unlabelled ARCHIVES (folders, files, globs) by contrastive
     learning; `train` starts from it with --set model.init_from=OUT/encoder.pt."""
     from bioclass.pretrain.loop import pretrain as run_pretraining
@@ -275,8 +382,10 @@ def pretrain(archives: tuple[str, ...], recipe: Path | None, overrides: tuple[st
 
     if resume is not None:
         if recipe is not None or overrides or archives:
-            raise BioclassError("--resume continues with the saved recipe and archives: give "
-                                "no ARCHIVES, --recipe or --set")
+            raise BioclassError(
+                "--resume continues with the saved recipe and archives: give "
+                "no ARCHIVES, --recipe or --set"
+            )
         run_pretraining(None, [], resume, device=device, resume=True)
         return
     if recipe is None:
@@ -291,23 +400,49 @@ def pretrain(archives: tuple[str, ...], recipe: Path | None, overrides: tuple[st
 @main.command()
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("inputs", nargs=-1, type=str)
-@click.option("--out", default="embeddings.parquet", show_default=True,
-              type=click.Path(dir_okay=False, path_type=Path),
-              help="Output table (.parquet or .csv).")
-@click.option("--from-list", "list_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Text file of paths, one per line.")
-@click.option("--window", "window_seconds", type=click.FloatRange(min=0, min_open=True),
-              help="Window seconds (default: the checkpoint's clip or patch length).")
-@click.option("--hop", "hop_seconds", type=click.FloatRange(min=0, min_open=True),
-              help="Seconds between window starts (default: the window, no overlap).")
-@click.option("--channels", default="mix", show_default=True,
-              help="mix (mean to mono), each (every channel) or N.")
+@click.option(
+    "--out",
+    default="embeddings.parquet",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Output table (.parquet or .csv).",
+)
+@click.option(
+    "--from-list",
+    "list_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Text file of paths, one per line.",
+)
+@click.option(
+    "--window",
+    "window_seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Window seconds (default: the checkpoint's clip or patch length).",
+)
+@click.option(
+    "--hop",
+    "hop_seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds between window starts (default: the window, no overlap).",
+)
+@click.option(
+    "--channels",
+    default="mix",
+    show_default=True,
+    help="mix (mean to mono), each (every channel) or N.",
+)
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
 @click.option("--device", type=DEVICES, default="auto", show_default=True)
-@click.option("--mode", type=click.Choice(["fast", "exact"]), default="exact", show_default=True,
-              help="exact: every window alone; fast: trunk once per block.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "amp"]), default="fp32",
-              show_default=True)
+@click.option(
+    "--mode",
+    type=click.Choice(["fast", "exact"]),
+    default="exact",
+    show_default=True,
+    help="exact: every window alone; fast: trunk once per block.",
+)
+@click.option(
+    "--precision", type=click.Choice(["fp32", "bf16", "amp"]), default="fp32", show_default=True
+)
 @_friendly
 def embed(model: Path, inputs: tuple[str, ...], list_file: Path | None, **params: Any) -> None:
     """Per-window embeddings of recordings (INPUTS: files, folders, globs) from MODEL, a
@@ -321,12 +456,17 @@ def embed(model: Path, inputs: tuple[str, ...], list_file: Path | None, **params
     options = EmbedOptions(**{**params, "channels": _channels(params["channels"])})
     with progress_bar() as progress:
         task = progress.add_task("embedding", total=len(files), info="")
-        summary = run_embed(files, model, options,
-                            on_file=lambda p: progress.update(task, advance=1, info=p.name))
-    console.print(f"{summary.n_windows} windows x {summary.dim} dims from "
-                  f"{summary.n_files - len(summary.failed)} file(s) "
-                  f"({summary.audio_seconds / 3600:.3f} h) in {summary.wall_seconds:.1f} s "
-                  f"-> {options.out}")
+        summary = run_embed(
+            files, model, options, on_file=lambda p: progress.update(task, advance=1, info=p.name)
+        )
+    console.print(
+        f"{summary.n_windows} windows x {summary.dim} dims from "
+        f"{summary.n_files - len(summary.failed)} file(s) "
+        f"({summary.audio_seconds / 3600:.3f} h) in {summary.wall_seconds:.1f} s "
+        f"-> {options.out}"
+    )
     if summary.failed:
-        console.print(f"[yellow]{len(summary.failed)} file(s) could not be read: see "
-                      f"{summary.outputs['failed']}")
+        console.print(
+            f"[yellow]{len(summary.failed)} file(s) could not be read: see "
+            f"{summary.outputs['failed']}"
+        )

@@ -89,17 +89,33 @@ def embed(
     plan = WindowPlan.from_seconds(info.sample_rate, window, hop)
     mode = resolve_mode(options.mode, [model], plan)
     columns = [f"e{i:03d}" for i in range(model.embed_dim)]
-    summary = EmbedSummary(n_files=len(files), dim=model.embed_dim, window_seconds=window,
-                           hop_seconds=plan.hop_seconds)
-    log.info("embedding %d file(s) with %s on %s: %d-d, window %.3g s, hop %.3g s", len(files),
-             model_path.name, dev, model.embed_dim, window, summary.hop_seconds)
+    summary = EmbedSummary(
+        n_files=len(files), dim=model.embed_dim, window_seconds=window, hop_seconds=plan.hop_seconds
+    )
+    log.info(
+        "embedding %d file(s) with %s on %s: %d-d, window %.3g s, hop %.3g s",
+        len(files),
+        model_path.name,
+        dev,
+        model.embed_dim,
+        window,
+        summary.hop_seconds,
+    )
     matrix = writers.ScoreMatrix(out)
     try:
         for path in files:
             try:
-                result = score_file(path, [model], WindowOutput.embedding(), plan,
-                                    options.channels, options.batch_size, dev, mode,
-                                    options.precision)
+                result = score_file(
+                    path,
+                    [model],
+                    WindowOutput.embedding(),
+                    plan,
+                    options.channels,
+                    options.batch_size,
+                    dev,
+                    mode,
+                    options.precision,
+                )
             except AudioError as exc:
                 summary.failed.append({"file": str(path), "error": str(exc)})
                 log.warning("skipped %s", exc)
@@ -107,12 +123,14 @@ def embed(
                 if result.note:
                     log.warning("%s: %s", path, result.note)
                 for s in result.streams:
-                    frame = pd.DataFrame({
-                        "file": [str(path)] * len(s.starts_s),
-                        "channel": pd.array([s.channel] * len(s.starts_s), dtype="Int64"),
-                        "start_time": np.round(s.starts_s, 4),
-                        "end_time": np.round(s.ends_s, 4),
-                    })
+                    frame = pd.DataFrame(
+                        {
+                            "file": [str(path)] * len(s.starts_s),
+                            "channel": pd.array([s.channel] * len(s.starts_s), dtype="Int64"),
+                            "start_time": np.round(s.starts_s, 4),
+                            "end_time": np.round(s.ends_s, 4),
+                        }
+                    )
                     vectors = pd.DataFrame(s.scores.astype(np.float32), columns=columns)
                     matrix.add(pd.concat([frame, vectors], axis=1))
                     summary.n_windows += len(s.starts_s)

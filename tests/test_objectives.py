@@ -52,8 +52,9 @@ def test_auto_loss_follows_the_paper() -> None:
 
 
 def test_supcon_hybrid_is_the_soundclr_sum() -> None:
-    recipe, model, objective, spec, y = _setup({"name": "supcon_hybrid", "alpha": 0.3,
-                                                "temperature": 0.5})
+    recipe, model, objective, spec, y = _setup(
+        {"name": "supcon_hybrid", "alpha": 0.3, "temperature": 0.5}
+    )
     h, logits = model.embed_and_classify(spec)
     z = objective.head(F.normalize(h, dim=1))
     assert z.shape == (8, 64)  # SoundCLR's 64-d linear projection
@@ -83,8 +84,9 @@ def test_clar_pairs_views_and_ignores_missing_labels_in_ce() -> None:
 
 
 def test_two_stage_freezes_the_encoder_after_supcon() -> None:
-    recipe, model, objective, spec, y = _setup({"name": "supcon_two_stage",
-                                                "supcon_fraction": 0.5}, iterations=10)
+    recipe, model, objective, spec, y = _setup(
+        {"name": "supcon_two_stage", "supcon_fraction": 0.5}, iterations=10
+    )
     assert not objective.frozen(5) and objective.frozen(6)
     assert not objective.validates(5) and objective.validates(6)
     optimizer = torch.optim.Adam([*model.parameters(), *objective.parameters()], lr=0.01)
@@ -129,8 +131,9 @@ def test_clip_views_are_augmented_independently_and_reproducibly(tmp_path: Path)
     rng = np.random.default_rng(0)
     sf.write(tmp_path / "a.wav", (0.1 * rng.standard_normal(8000)).astype(np.float32), 8000)
     table = pd.DataFrame({"file": [str(tmp_path / "a.wav")], "label": ["x"]})
-    cfg = recipe_from_dict({"wave_augment": {"noise": {"prob": 1.0},
-                                             "time_shift": {"prob": 1.0}}}).wave_augment
+    cfg = recipe_from_dict(
+        {"wave_augment": {"noise": {"prob": 1.0}, "time_shift": {"prob": 1.0}}}
+    ).wave_augment
     data = ClipDataset(table, ["x"], ClipSpec(8000, 1.0), augment=cfg, views=2)
     views, target = data[(0, 42)]
     assert views.shape == (2, 8000) and target == 0
@@ -155,11 +158,19 @@ def test_clar_trains_with_unlabelled_audio_and_withheld_labels(
     from bioclass.synthetic.dataset import make_long_recording
 
     archive = tmp_path / "archive"
-    make_long_recording(archive / "field.wav", np.random.default_rng(1), 12.0, 8000, n_calls=2,
-                        species=["harmonic"])
-    code, output = _train(tmp_path, dataset / "labels.csv", "clar", "loss.name=clar",
-                          f"data.unlabelled={archive}", "data.labelled_per_class=2",
-                          "wave_augment.fade.prob=0.5", "wave_augment.noise.prob=0.5")
+    make_long_recording(
+        archive / "field.wav", np.random.default_rng(1), 12.0, 8000, n_calls=2, species=["harmonic"]
+    )
+    code, output = _train(
+        tmp_path,
+        dataset / "labels.csv",
+        "clar",
+        "loss.name=clar",
+        f"data.unlabelled={archive}",
+        "data.labelled_per_class=2",
+        "wave_augment.fade.prob=0.5",
+        "wave_augment.noise.prob=0.5",
+    )
     assert code == 0, output
     split = pd.read_csv(tmp_path / "clar" / "split.csv")
     train = split[split["split"] == "train"]
@@ -184,9 +195,13 @@ def test_supervised_hybrid_losses_train_end_to_end(
 def test_frozen_encoder_from_init_keeps_encoder_weights(
     trained: Path, dataset: Path, tmp_path: Path
 ) -> None:
-    code, output = _train(tmp_path, dataset / "labels.csv", "frozen",
-                          f"model.init_from={trained / 'model.pt'}",
-                          "model.freeze_encoder=true")
+    code, output = _train(
+        tmp_path,
+        dataset / "labels.csv",
+        "frozen",
+        f"model.init_from={trained / 'model.pt'}",
+        "model.freeze_encoder=true",
+    )
     assert code == 0, output
     assert "initialised" in output
     source = torch.load(trained / "model.pt", weights_only=True)
@@ -207,15 +222,17 @@ def test_frozen_encoder_from_init_keeps_encoder_weights(
 def test_incompatible_init_checkpoint_is_refused_early(
     trained: Path, dataset: Path, tmp_path: Path, sets: list[str], expected: str
 ) -> None:
-    code, output = _train(tmp_path, dataset / "labels.csv", "bad",
-                          f"model.init_from={trained / 'model.pt'}", *sets)
+    code, output = _train(
+        tmp_path, dataset / "labels.csv", "bad", f"model.init_from={trained / 'model.pt'}", *sets
+    )
     assert code == 1
     assert expected in output
     assert "decoding" not in output  # refused before the data were read
 
 
 def test_mixup_with_a_contrastive_loss_is_refused(dataset: Path, tmp_path: Path) -> None:
-    code, output = _train(tmp_path, dataset / "labels.csv", "mix", "loss.name=clar",
-                          "augment.mixup_alpha=0.4")
+    code, output = _train(
+        tmp_path, dataset / "labels.csv", "mix", "loss.name=clar", "augment.mixup_alpha=0.4"
+    )
     assert code == 1
     assert "augment.mixup_alpha needs loss.name auto, ce or bce" in output

@@ -33,8 +33,14 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("archive")
     rng = np.random.default_rng(9)
     for i in range(3):
-        make_long_recording(folder / f"site{i}_20240501_0{i}0000.flac", rng, 8.0, 8000,
-                            n_calls=2, species=["harmonic", "pulses"])
+        make_long_recording(
+            folder / f"site{i}_20240501_0{i}0000.flac",
+            rng,
+            8.0,
+            8000,
+            n_calls=2,
+            species=["harmonic", "pulses"],
+        )
     (folder / "broken.wav").write_bytes(b"RIFF....not audio")
     return folder
 
@@ -64,13 +70,15 @@ def test_mix_back_keeps_the_foreground_dominant() -> None:
 
 
 def test_pairs_are_reproducible_patches_of_one_recording(archive: Path) -> None:
-    recordings = pd.DataFrame({"file": sorted(str(p) for p in archive.glob("*.flac")),
-                               "duration_s": 8.0})
+    recordings = pd.DataFrame(
+        {"file": sorted(str(p) for p in archive.glob("*.flac")), "duration_s": 8.0}
+    )
     data = PairDataset(recordings, 8000, 0.5, "non_overlapping", 0.0, None, seed=1)
     pair = data[17]
     assert pair.shape == (2, 4000) and pair.dtype == torch.float32
-    assert torch.equal(pair, PairDataset(recordings, 8000, 0.5, "non_overlapping", 0.0, None,
-                                         seed=1)[17])
+    assert torch.equal(
+        pair, PairDataset(recordings, 8000, 0.5, "non_overlapping", 0.0, None, seed=1)[17]
+    )
     assert not torch.equal(pair[0], pair[1])
     assert not torch.equal(pair, data[18])
     assert pairs_per_epoch(recordings, 0.5) == 3 * 8
@@ -105,8 +113,15 @@ def pretrained(archive: Path, dataset: Path, tmp_path_factory: pytest.TempPathFa
 
 
 def test_pretrain_run_directory(pretrained: Path) -> None:
-    for name in ("encoder.pt", "last.pt", "metrics.csv", "archive.csv", "bad_files.csv",
-                 "recipe.yaml", "learning_curve.png"):
+    for name in (
+        "encoder.pt",
+        "last.pt",
+        "metrics.csv",
+        "archive.csv",
+        "bad_files.csv",
+        "recipe.yaml",
+        "learning_curve.png",
+    ):
         assert (pretrained / name).is_file(), name
     metrics = pd.read_csv(pretrained / "metrics.csv")
     assert list(metrics["iteration"]) == [0, 2, 4]  # the untrained baseline first
@@ -120,15 +135,28 @@ def test_pretrain_run_directory(pretrained: Path) -> None:
 def test_acl_pretraining_runs(archive: Path, dataset: Path, tmp_path: Path) -> None:
     recipe = tmp_path / "acl.yaml"
     recipe.write_text(RECIPE.format(csv=dataset / "labels.csv", loss="acl"))
-    code, output = run_cli("pretrain", archive, "--recipe", recipe, "--out", tmp_path / "acl",
-                           "--set", "data.labels_csv=", "--set", "train.iterations=2")
+    code, output = run_cli(
+        "pretrain",
+        archive,
+        "--recipe",
+        recipe,
+        "--out",
+        tmp_path / "acl",
+        "--set",
+        "data.labels_csv=",
+        "--set",
+        "train.iterations=2",
+    )
     assert code == 0, output
     metrics = pd.read_csv(tmp_path / "acl" / "metrics.csv")
     assert np.isfinite(metrics["loss"].iloc[-1]) and "knn_accuracy" not in metrics
 
 
 def test_interrupted_pretraining_resumes_exactly(
-    pretrained: Path, archive: Path, dataset: Path, tmp_path: Path,
+    pretrained: Path,
+    archive: Path,
+    dataset: Path,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import bioclass.runtime.loop as loop
@@ -159,8 +187,14 @@ def test_encoder_feeds_train_embed_and_is_refused_by_scan(
     from helpers import write_recipe
 
     recipe = write_recipe(tmp_path, dataset / "labels.csv")
-    code, output = run_cli("train", recipe, "--out", tmp_path / "ft", "--set",
-                           f"model.init_from={pretrained / 'encoder.pt'}")
+    code, output = run_cli(
+        "train",
+        recipe,
+        "--out",
+        tmp_path / "ft",
+        "--set",
+        f"model.init_from={pretrained / 'encoder.pt'}",
+    )
     assert code == 0, output
     assert "initialised" in output
     out = tmp_path / "emb.parquet"
@@ -170,10 +204,10 @@ def test_encoder_feeds_train_embed_and_is_refused_by_scan(
     assert list(table.columns[:4]) == ["file", "channel", "start_time", "end_time"]
     assert table.shape[1] == 4 + 512 and len(table) == 3 * 16  # 0.5 s windows, no overlap
     assert "1 file(s) could not be read" in output
-    code, output = run_cli("scan", archive, "--model", pretrained / "encoder.pt", "--out",
-                           tmp_path / "d.csv")
+    code, output = run_cli(
+        "scan", archive, "--model", pretrained / "encoder.pt", "--out", tmp_path / "d.csv"
+    )
     assert code == 1 and "is an encoder without classes" in output
-
 
 
 def test_embed_fast_mode_falls_back_to_exact_for_short_windows(
@@ -183,11 +217,13 @@ def test_embed_fast_mode_falls_back_to_exact_for_short_windows(
     exact, fast = tmp_path / "exact.parquet", tmp_path / "fast.parquet"
     code, output = run_cli("embed", pretrained / "encoder.pt", archive, "--out", exact)
     assert code == 0, output
-    code, output = run_cli("embed", pretrained / "encoder.pt", archive, "--out", fast,
-                           "--mode", "fast")
+    code, output = run_cli(
+        "embed", pretrained / "encoder.pt", archive, "--out", fast, "--mode", "fast"
+    )
     assert code == 0, output
     assert "scanning in exact mode" in output
     pd.testing.assert_frame_equal(pd.read_parquet(fast), pd.read_parquet(exact))
+
 
 def test_pretrain_needs_audio(dataset: Path, tmp_path: Path) -> None:
     recipe = tmp_path / "r.yaml"
@@ -204,7 +240,15 @@ def test_pretrain_refuses_a_mostly_broken_archive(
 ) -> None:
     recipe = tmp_path / "r.yaml"
     recipe.write_text(RECIPE.format(csv=dataset / "labels.csv", loss="ntxent"))
-    code, output = run_cli("pretrain", archive, "--recipe", recipe, "--out", tmp_path / "x",
-                           "--set", "data.max_bad_fraction=0.1")
+    code, output = run_cli(
+        "pretrain",
+        archive,
+        "--recipe",
+        recipe,
+        "--out",
+        tmp_path / "x",
+        "--set",
+        "data.max_bad_fraction=0.1",
+    )
     assert code == 1
     assert "1 of 4" in output and "broken.wav" in output and "Traceback" not in output

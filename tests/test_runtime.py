@@ -73,8 +73,10 @@ def test_full_disk_while_writing_is_one_clear_error(tmp_path: Path) -> None:
     class FullDisk(OSError):
         pass
 
-    with pytest.raises(OutputError, match="cannot write .*scores.bin: No space"), \
-            atomic_file(target, binary=True):
+    with (
+        pytest.raises(OutputError, match="cannot write .*scores.bin: No space"),
+        atomic_file(target, binary=True),
+    ):
         raise FullDisk(errno.ENOSPC, "No space left on device")
     assert not target.exists()
     assert list(tmp_path.iterdir()) == []
@@ -107,8 +109,9 @@ def test_state_round_trips_through_last_pt(tmp_path: Path) -> None:
     optimizer = torch.optim.Adam([*model.parameters(), *head.parameters()], lr=0.1)
     model(torch.ones(1, 3)).sum().backward()
     optimizer.step()
-    state = TrainingState(iteration=7, history=[{"iteration": 5, "uar": 0.5}],
-                          best={"iteration": 5, "value": 0.5})
+    state = TrainingState(
+        iteration=7, history=[{"iteration": 5, "uar": 0.5}], best={"iteration": 5, "value": 0.5}
+    )
     run = RunDirectory.create(tmp_path / "run")
     run.save_checkpoint(LAST, {"format": 1, **state.capture(optimizer, head)})
     expected_draw = torch.rand(3)  # the RNG continues from the captured state
@@ -117,8 +120,9 @@ def test_state_round_trips_through_last_pt(tmp_path: Path) -> None:
     back = TrainingState.from_checkpoint(saved)
     assert (back.iteration, back.history, back.best) == (7, state.history, state.best)
     fresh_head = torch.nn.Linear(2, 2)
-    fresh_opt = torch.optim.Adam([*torch.nn.Linear(3, 2).parameters(),
-                                  *fresh_head.parameters()], lr=0.1)
+    fresh_opt = torch.optim.Adam(
+        [*torch.nn.Linear(3, 2).parameters(), *fresh_head.parameters()], lr=0.1
+    )
     torch.rand(5)  # move the RNG on; restore must bring it back
     back.restore(fresh_opt, fresh_head)
     assert torch.equal(torch.rand(3), expected_draw)

@@ -31,8 +31,9 @@ def recordings(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ):
         path = folder / name
         path.parent.mkdir(exist_ok=True)
-        truth = make_long_recording(path, rng, 12.0 + 4 * i, 8000, n_calls=3,
-                                    species=["harmonic", "pulses"])
+        truth = make_long_recording(
+            path, rng, 12.0 + 4 * i, 8000, n_calls=3, species=["harmonic", "pulses"]
+        )
         truth.to_csv(path.with_suffix(".truth.csv"), index=False)
     return folder
 
@@ -45,26 +46,51 @@ def test_scan_writes_csv_raven_audacity_and_manifest(
     trained: Path, recordings: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "detections.csv"
-    code, output = scan(recordings, "--model", trained / "model.pt", "--out", out,
-                        "--format", "csv", "--format", "raven", "--format", "audacity",
-                        "--keep-background", "--threshold", "0.0")
+    code, output = scan(
+        recordings,
+        "--model",
+        trained / "model.pt",
+        "--out",
+        out,
+        "--format",
+        "csv",
+        "--format",
+        "raven",
+        "--format",
+        "audacity",
+        "--keep-background",
+        "--threshold",
+        "0.0",
+    )
     assert code == 0, output
     table = pd.read_csv(out)
     assert list(table.columns[:5]) == ["file", "start_time", "end_time", "label", "score"]
-    assert set(table["file"]) == {str(p.resolve()) for p in recordings.rglob("*")
-                                  if p.suffix.lower() in (".wav", ".flac")}
+    assert set(table["file"]) == {
+        str(p.resolve()) for p in recordings.rglob("*") if p.suffix.lower() in (".wav", ".flac")
+    }
     # Timestamped names give absolute times: AudioMoth and Song Meter conventions.
     first = table[table["file"].str.endswith("20240501_053000.wav")].iloc[0]
     assert pd.Timestamp(first["datetime"]) == pd.Timestamp("2024-05-01 05:30:00") + pd.Timedelta(
-        seconds=float(first["start_time"]))
+        seconds=float(first["start_time"])
+    )
     # With --keep-background and threshold 0 every window is labelled: the whole file is covered.
     for _file, rows in table.groupby("file"):
         assert rows["start_time"].min() == 0.0
     selections = tmp_path / "detections.selections.txt"
     raven = pd.read_csv(selections, sep="\t")
-    assert list(raven.columns) == ["Selection", "View", "Channel", "Begin Time (s)",
-                                   "End Time (s)", "Low Freq (Hz)", "High Freq (Hz)",
-                                   "Begin Path", "File Offset (s)", "Label", "Score"]
+    assert list(raven.columns) == [
+        "Selection",
+        "View",
+        "Channel",
+        "Begin Time (s)",
+        "End Time (s)",
+        "Low Freq (Hz)",
+        "High Freq (Hz)",
+        "Begin Path",
+        "File Offset (s)",
+        "Label",
+        "Score",
+    ]
     assert len(raven) == len(table)
     audacity = sorted((tmp_path / "detections.audacity").rglob("*.txt"))
     assert len(audacity) == 3
@@ -88,8 +114,16 @@ def test_broken_files_are_listed_and_the_scan_goes_on(
         f.truncate(os.path.getsize(folder / "truncated.wav") // 3)
     sf.write(folder / "short.wav", good[:2000], 8000)  # 0.25 s: shorter than a 1 s window
     out = tmp_path / "det.csv"
-    code, output = scan(folder, "--model", trained / "model.pt", "--out", out,
-                        "--keep-background", "--threshold", "0")
+    code, output = scan(
+        folder,
+        "--model",
+        trained / "model.pt",
+        "--out",
+        out,
+        "--keep-background",
+        "--threshold",
+        "0",
+    )
     assert code == 0, output
     failed = pd.read_csv(tmp_path / "det.failed.csv")
     assert {Path(f).name for f in failed["file"]} == {"empty.wav", "notes.flac"}
@@ -99,8 +133,9 @@ def test_broken_files_are_listed_and_the_scan_goes_on(
     assert len(short) == 1 and short["end_time"].iloc[0] == pytest.approx(0.25)
     assert "2 file(s) could not be read" in output
 
-    code, output = scan(folder, "--model", trained / "model.pt", "--out", tmp_path / "x.csv",
-                        "--max-failures", "1")
+    code, output = scan(
+        folder, "--model", trained / "model.pt", "--out", tmp_path / "x.csv", "--max-failures", "1"
+    )
     assert code == 1
     assert "stopped" in output
 
@@ -146,14 +181,26 @@ def test_killed_scan_resumes_to_identical_output(
         for src in sorted(recordings.rglob("*.wav")) + sorted(recordings.rglob("*.flac")):
             shutil.copy(src, folder / f"{i}_{src.name}")
     model = trained / "model.pt"
-    command = [sys.executable, "-m", "bioclass", "scan", str(folder), "--model", str(model),
-               "--mode", "exact", "--batch-size", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "bioclass",
+        "scan",
+        str(folder),
+        "--model",
+        str(model),
+        "--mode",
+        "exact",
+        "--batch-size",
+        "1",
+    ]
     reference = tmp_path / "reference.csv"
     subprocess.run([*command, "--out", str(reference)], check=True, capture_output=True)
 
     out = tmp_path / "killed.csv"
-    proc = subprocess.Popen([*command, "--out", str(out)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*command, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     parts = tmp_path / "killed.parts"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(list(parts.glob("*.npz"))) < 2:
@@ -163,8 +210,7 @@ def test_killed_scan_resumes_to_identical_output(
     n_done = len(list(parts.glob("*.npz")))
     assert 2 <= n_done < 18, "the kill should land mid-scan"
     assert not out.exists()
-    done = subprocess.run([*command, "--out", str(out)], check=True, capture_output=True,
-                          text=True)
+    done = subprocess.run([*command, "--out", str(out)], check=True, capture_output=True, text=True)
     assert f"{n_done} from an earlier run" in done.stderr
     assert out.read_text() == reference.read_text()
 
@@ -174,8 +220,17 @@ def test_exact_and_fast_modes_agree_on_detections(
 ) -> None:
     a, b = tmp_path / "fast.csv", tmp_path / "exact.csv"
     for mode, out in (("fast", a), ("exact", b)):
-        code, output = scan(recordings, "--model", trained / "model.pt", "--out", out, "--mode",
-                            mode, "--scores", out.with_suffix(".parquet"))
+        code, output = scan(
+            recordings,
+            "--model",
+            trained / "model.pt",
+            "--out",
+            out,
+            "--mode",
+            mode,
+            "--scores",
+            out.with_suffix(".parquet"),
+        )
         assert code == 0, output
     fast = pd.read_parquet(a.with_suffix(".parquet"))
     exact = pd.read_parquet(b.with_suffix(".parquet"))
@@ -189,8 +244,16 @@ def test_stdout_output_and_thresholds_override(
 ) -> None:
     monkeypatch.chdir(tmp_path)  # with --out -, the side files go to ./scan.*
     code, stdout, stderr = run_cli_streams(
-        "scan", recordings / "20240501_053000.wav", "--model", trained / "model.pt", "--out",
-        "-", "--keep-background", "--threshold", "0")
+        "scan",
+        recordings / "20240501_053000.wav",
+        "--model",
+        trained / "model.pt",
+        "--out",
+        "-",
+        "--keep-background",
+        "--threshold",
+        "0",
+    )
     assert code == 0, stderr
     lines = stdout.splitlines()
     assert lines[0].startswith("file,start_time,end_time,label,score"), stdout[:300]
@@ -198,13 +261,22 @@ def test_stdout_output_and_thresholds_override(
     strict = tmp_path / "thresholds.csv"
     strict.write_text("label,threshold\nbackground,1.0\nharmonic,1.0\npulses,1.0\n")
     out = tmp_path / "none.csv"
-    code, output = scan(recordings, "--model", trained / "model.pt", "--out", out,
-                        "--thresholds", strict, "--keep-background")
+    code, output = scan(
+        recordings,
+        "--model",
+        trained / "model.pt",
+        "--out",
+        out,
+        "--thresholds",
+        strict,
+        "--keep-background",
+    )
     assert code == 0, output
     assert pd.read_csv(out).empty
     strict.write_text("label,threshold\nharmonik,0.5\n")
-    code, output = scan(recordings, "--model", trained / "model.pt", "--out", out,
-                        "--thresholds", strict)
+    code, output = scan(
+        recordings, "--model", trained / "model.pt", "--out", out, "--thresholds", strict
+    )
     assert code == 1
     assert "did you mean 'harmonic'" in output
 
@@ -214,8 +286,18 @@ def test_each_channel_is_scanned(trained: Path, recordings: Path, tmp_path: Path
     stereo = np.stack([mono, np.zeros_like(mono)], axis=1)
     sf.write(tmp_path / "stereo.wav", stereo, rate)
     out = tmp_path / "ch.csv"
-    code, output = scan(tmp_path / "stereo.wav", "--model", trained / "model.pt", "--out", out,
-                        "--channels", "each", "--keep-background", "--threshold", "0")
+    code, output = scan(
+        tmp_path / "stereo.wav",
+        "--model",
+        trained / "model.pt",
+        "--out",
+        out,
+        "--channels",
+        "each",
+        "--keep-background",
+        "--threshold",
+        "0",
+    )
     assert code == 0, output
     table = pd.read_csv(out)
     assert set(table["channel"]) == {0, 1}
@@ -225,12 +307,26 @@ def test_ensemble_needs_matching_classes(trained: Path, recordings: Path, tmp_pa
     ckpt = torch.load(trained / "model.pt", weights_only=True)
     ckpt["classes"] = ["background", "harmonic", "trill"]
     torch.save(ckpt, tmp_path / "other.pt")
-    code, output = scan(recordings, "--model", trained / "model.pt", "--model",
-                        tmp_path / "other.pt", "--out", tmp_path / "e.csv")
+    code, output = scan(
+        recordings,
+        "--model",
+        trained / "model.pt",
+        "--model",
+        tmp_path / "other.pt",
+        "--out",
+        tmp_path / "e.csv",
+    )
     assert code == 1
     assert "classes" in output
-    code, output = scan(recordings, "--model", trained / "model.pt", "--model",
-                        trained / "model.pt", "--out", tmp_path / "e.csv")
+    code, output = scan(
+        recordings,
+        "--model",
+        trained / "model.pt",
+        "--model",
+        trained / "model.pt",
+        "--out",
+        tmp_path / "e.csv",
+    )
     assert code == 0, output
 
 
@@ -254,17 +350,43 @@ def test_bad_scan_inputs(trained: Path, recordings: Path, tmp_path: Path, args, 
 def test_workers_overlap_list_file_and_metadata(
     trained: Path, recordings: Path, tmp_path: Path
 ) -> None:
-    files = sorted(recordings.rglob("*.wav")) + sorted(recordings.rglob("*.WAV")) + sorted(
-        recordings.rglob("*.flac"))
+    files = (
+        sorted(recordings.rglob("*.wav"))
+        + sorted(recordings.rglob("*.WAV"))
+        + sorted(recordings.rglob("*.flac"))
+    )
     listing = tmp_path / "files.txt"
     listing.write_text("\n".join(str(f) for f in files) + "\n")
     one, two = tmp_path / "one.csv", tmp_path / "two.csv"
-    code, output = scan("--from-list", listing, "--model", trained / "model.pt", "--out", one,
-                        "--overlap", "0.75", "--threshold", "0.2")
+    code, output = scan(
+        "--from-list",
+        listing,
+        "--model",
+        trained / "model.pt",
+        "--out",
+        one,
+        "--overlap",
+        "0.75",
+        "--threshold",
+        "0.2",
+    )
     assert code == 0, output
-    code, output = scan("--from-list", listing, "--model", trained / "model.pt", "--out", two,
-                        "--hop", "0.25", "--threshold", "0.2", "--workers", "3", "--metadata",
-                        "--no-merge")
+    code, output = scan(
+        "--from-list",
+        listing,
+        "--model",
+        trained / "model.pt",
+        "--out",
+        two,
+        "--hop",
+        "0.25",
+        "--threshold",
+        "0.2",
+        "--workers",
+        "3",
+        "--metadata",
+        "--no-merge",
+    )
     assert code == 0, output
     manifest = json.loads((tmp_path / "one.manifest.json").read_text())
     assert manifest["hop_seconds"] == 0.25 and manifest["files_scanned"] == 3
@@ -277,5 +399,6 @@ def test_workers_overlap_list_file_and_metadata(
     for row in windows.itertuples():
         same = merged[(merged["file"] == row.file) & (merged["label"] == row.label)]
         assert ((same["start_time"] <= row.start_time) & (same["end_time"] >= row.end_time)).any()
-    assert list(pd.unique(merged["file"])) == [str(f.resolve()) for f in files
-                                               if str(f.resolve()) in set(merged["file"])]
+    assert list(pd.unique(merged["file"])) == [
+        str(f.resolve()) for f in files if str(f.resolve()) in set(merged["file"])
+    ]

@@ -106,22 +106,36 @@ def test_scanning_a_clip_gives_evaluate_scores(
     assert len(clips) >= 3
     subset = tmp_path / "clips.csv"
     clips.assign(file=[str((dataset / f).resolve()) for f in clips["file"]]).to_csv(
-        subset, index=False)
+        subset, index=False
+    )
     predictions = tmp_path / "pred.csv"
-    code, output = run_cli("evaluate", trained / "model.pt", subset, "--predictions",
-                           predictions, "--device", "cpu")
+    code, output = run_cli(
+        "evaluate", trained / "model.pt", subset, "--predictions", predictions, "--device", "cpu"
+    )
     assert code == 0, output
     scores = tmp_path / "scores.csv"
-    code, output = run_cli("scan", *[dataset / f for f in clips["file"]], "--model",
-                           trained / "model.pt", "--out", tmp_path / "d.csv", "--scores",
-                           scores, "--mode", mode, "--device", "cpu")
+    code, output = run_cli(
+        "scan",
+        *[dataset / f for f in clips["file"]],
+        "--model",
+        trained / "model.pt",
+        "--out",
+        tmp_path / "d.csv",
+        "--scores",
+        scores,
+        "--mode",
+        mode,
+        "--device",
+        "cpu",
+    )
     assert code == 0, output
     expected = pd.read_csv(predictions).set_index("file")
     got = pd.read_csv(scores).set_index("file")
     assert len(got) == len(expected)
     for name in ("background", "harmonic", "pulses"):
-        np.testing.assert_allclose(got.loc[expected.index, name],
-                                   expected[f"score_{name}"], atol=2e-5)
+        np.testing.assert_allclose(
+            got.loc[expected.index, name], expected[f"score_{name}"], atol=2e-5
+        )
 
 
 def test_fast_mode_is_close_to_exact_on_long_audio(trained: Path, tmp_path: Path) -> None:
@@ -130,13 +144,13 @@ def test_fast_mode_is_close_to_exact_on_long_audio(trained: Path, tmp_path: Path
     from bioclass.synthetic.dataset import make_long_recording
 
     path = tmp_path / "rec.wav"
-    make_long_recording(path, np.random.default_rng(3), 30.0, 8000, n_calls=6,
-                        species=["harmonic", "pulses"])
+    make_long_recording(
+        path, np.random.default_rng(3), 30.0, 8000, n_calls=6, species=["harmonic", "pulses"]
+    )
     model, ckpt = load_model(trained / "model.pt")
     plan = WindowPlan.from_seconds(8000, 1.0, 0.5)
     exact = score_file(path, [model], ckpt["score_activation"], plan, mode="exact")
-    fast = score_file(path, [model], ckpt["score_activation"], plan, mode="fast",
-                      batch_size=8)
+    fast = score_file(path, [model], ckpt["score_activation"], plan, mode="fast", batch_size=8)
     a, b = exact.streams[0].scores, fast.streams[0].scores
     assert a.shape == b.shape == (59, 3)
     assert np.mean(np.abs(a - b)) < 0.05
@@ -182,7 +196,9 @@ def test_merge_events_joins_overlapping_windows_per_label() -> None:
     assert first["score"] == pytest.approx(0.8) and first["mean_score"] == pytest.approx(0.7)
     bridged = ev.merge_events("f", None, starts, ends, labels, scores, min_gap_s=1.0)
     assert [(r.label, r.start_time, r.end_time) for r in bridged.itertuples()] == [
-        ("a", 0.0, 4.5), ("b", 2.0, 3.0)]
+        ("a", 0.0, 4.5),
+        ("b", 2.0, 3.0),
+    ]
     long_only = ev.merge_events("f", None, starts, ends, labels, scores, min_duration_s=1.5)
     assert list(long_only["label"]) == ["a", "a"]
     rows = ev.window_rows("f", None, starts, ends, labels, scores)
@@ -200,13 +216,13 @@ def test_fit_thresholds_maximises_f1_of_the_scan_rule() -> None:
     bird = fitted["bird"]
     assert 0.6 < bird["threshold"] <= 0.8
     assert bird["f1"] == pytest.approx(1.0) and bird["support"] == 2
-    labels, _ = ev.window_labels(scores, np.array([0.5, bird["threshold"]]),
-                                 ["background", "bird"], "background", False)
+    labels, _ = ev.window_labels(
+        scores, np.array([0.5, bird["threshold"]]), ["background", "bird"], "background", False
+    )
     assert list(labels) == ["bird", "bird", None, None, None]
     none = fit_thresholds(scores, np.zeros(5, dtype=int), ["background", "bird"], "background")
     assert none["bird"]["threshold"] is None  # no positives: the scan's default applies
-    assert list(resolve_thresholds(["background", "bird"], 0.3, {"bird": None}, None)) == [
-        0.3, 0.3]
+    assert list(resolve_thresholds(["background", "bird"], 0.3, {"bird": None}, None)) == [0.3, 0.3]
 
 
 def test_thresholds_csv_is_validated(tmp_path: Path) -> None:
@@ -243,9 +259,18 @@ def test_timestamps_from_recorder_file_names(name: str, expected: datetime | Non
 
 
 def test_raven_table_uses_cumulative_begin_times(tmp_path: Path) -> None:
-    events = pd.DataFrame({"file": ["a"], "channel": [None], "start_time": [1.0],
-                           "end_time": [2.5], "label": ["bird"], "score": [0.9],
-                           "mean_score": [0.8], "n_windows": [2]})
+    events = pd.DataFrame(
+        {
+            "file": ["a"],
+            "channel": [None],
+            "start_time": [1.0],
+            "end_time": [2.5],
+            "label": ["bird"],
+            "score": [0.9],
+            "mean_score": [0.8],
+            "n_windows": [2],
+        }
+    )
     raven = writers.RavenTable(tmp_path / "sel.txt", 0.0, 4000.0)
     raven.add("/x/a.wav", 10.0, events)
     raven.add("/x/silent.wav", 5.0, events.iloc[:0])
@@ -260,8 +285,12 @@ def test_raven_table_uses_cumulative_begin_times(tmp_path: Path) -> None:
 
 
 def test_audacity_paths_never_collide(tmp_path: Path) -> None:
-    files = [tmp_path / "a" / "x.wav", tmp_path / "b" / "x.wav", tmp_path / "a" / "x.flac",
-             tmp_path / "a" / "y.wav"]
+    files = [
+        tmp_path / "a" / "x.wav",
+        tmp_path / "b" / "x.wav",
+        tmp_path / "a" / "x.flac",
+        tmp_path / "a" / "y.wav",
+    ]
     targets = writers.audacity_paths(tmp_path / "out", files)
     assert len(set(targets.values())) == 4
     assert targets[files[3]] == tmp_path / "out" / "a" / "y.txt"
@@ -302,8 +331,17 @@ def test_damaged_file_is_scanned_up_to_the_damage_and_reported(
     with open(path, "r+b") as f:
         f.truncate(os.path.getsize(path) // 2)
     out = tmp_path / "d.csv"
-    code, output = run_cli("scan", path.parent, "--model", trained / "model.pt", "--out", out,
-                           "--keep-background", "--threshold", "0")
+    code, output = run_cli(
+        "scan",
+        path.parent,
+        "--model",
+        trained / "model.pt",
+        "--out",
+        out,
+        "--keep-background",
+        "--threshold",
+        "0",
+    )
     assert code == 0, output
     manifest = json.loads((tmp_path / "d.manifest.json").read_text())
     assert manifest["files_scanned"] == 1 and manifest["files_failed"] == 0

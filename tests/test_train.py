@@ -20,13 +20,23 @@ from bioclass.checkpoint import FORMAT
 
 
 def test_run_directory_holds_everything(trained: Path) -> None:
-    for name in ("model.pt", "last.pt", "recipe.yaml", "metrics.csv", "split.csv", "best.json",
-                 "learning_curve.png", "confusion_matrix.png"):
+    for name in (
+        "model.pt",
+        "last.pt",
+        "recipe.yaml",
+        "metrics.csv",
+        "split.csv",
+        "best.json",
+        "learning_curve.png",
+        "confusion_matrix.png",
+    ):
         assert (trained / name).is_file(), name
     history = pd.read_csv(trained / "metrics.csv")
     # Validations at 3 and 6; EMA weights are validated once averaging has begun (after 3).
     assert list(zip(history["iteration"], history["weights"], strict=True)) == [
-        (3, "raw"), (6, "raw"), (6, "ema")
+        (3, "raw"),
+        (6, "raw"),
+        (6, "ema"),
     ]
     assert history["uar"].between(0, 1).all()
     split = pd.read_csv(trained / "split.csv")
@@ -198,7 +208,9 @@ def test_installed_script_runs() -> None:
     assert __version__ in done.stdout
     done = subprocess.run(
         [sys.executable, "-m", "bioclass", "train", "missing.yaml"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 1
     assert "recipe not found: missing.yaml" in done.stderr

@@ -60,8 +60,9 @@ def labels_from_csv(csv_path: str | Path, audio_root: str | Path | None = None) 
         raise LabelError(f"labels CSV not found: {csv_path}")
     try:
         # Strings throughout (labels like "1" stay labels); times are converted below.
-        table = pd.read_csv(csv_path, dtype=str, skipinitialspace=True, keep_default_na=False,
-                            na_values=[""])
+        table = pd.read_csv(
+            csv_path, dtype=str, skipinitialspace=True, keep_default_na=False, na_values=[""]
+        )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise LabelError(f"{csv_path}: cannot parse CSV ({exc})") from None
     table.columns = [str(c).strip() for c in table.columns]

@@ -133,13 +133,16 @@ def prepare_data(
         )
 
     train_rows = used_ok[train_mask].reset_index(drop=True)
-    train_waves = None if waves is None else [w for w, m in zip(waves, train_mask,
-                                                                  strict=True) if m]
+    train_waves = (
+        None if waves is None else [w for w, m in zip(waves, train_mask, strict=True) if m]
+    )
     train_rows, train_waves, table, extra_bad = _semi_supervised(
-        recipe, train_rows, train_waves, table)
+        recipe, train_rows, train_waves, table
+    )
     val_rows = used_ok[~train_mask].reset_index(drop=True)
-    val_waves = None if waves is None else [w for w, m in zip(waves, train_mask,
-                                                                strict=True) if not m]
+    val_waves = (
+        None if waves is None else [w for w, m in zip(waves, train_mask, strict=True) if not m]
+    )
     views = resolve_objective(recipe).views
     return PreparedData(
         classes=classes,
@@ -173,26 +176,40 @@ def _semi_supervised(
     table["labelled"] = table["split"].isin(["train", "val"])
     if d.labelled_per_class is not None or d.labelled_fraction < 1.0:
         keep = withhold_labels(train, d.labelled_per_class, d.labelled_fraction, recipe.seed)
-        log.info("labels kept for %d of %d training clips (data.labelled_per_class=%s, "
-                 "labelled_fraction=%g)", int(keep.sum()), len(train), d.labelled_per_class,
-                 d.labelled_fraction)
+        log.info(
+            "labels kept for %d of %d training clips (data.labelled_per_class=%s, "
+            "labelled_fraction=%g)",
+            int(keep.sum()),
+            len(train),
+            d.labelled_per_class,
+            d.labelled_fraction,
+        )
         table.loc[train.loc[~keep, "_row"].to_numpy(), "labelled"] = False
         if uses_unlabelled:
             train = mark_unlabelled(train, keep)
         else:
             train = train[keep].reset_index(drop=True)
             waves = None if waves is None else [w for w, k in zip(waves, keep, strict=True) if k]
-            log.info("loss %s learns from labelled clips only: %d clips without labels left out",
-                     recipe.loss.name, int((~keep).sum()))
+            log.info(
+                "loss %s learns from labelled clips only: %d clips without labels left out",
+                recipe.loss.name,
+                int((~keep).sum()),
+            )
     if d.unlabelled:
         if not uses_unlabelled:
-            log.warning("data.unlabelled is ignored: loss %s learns from labelled clips only "
-                        "(use loss.name: clar)", recipe.loss.name)
+            log.warning(
+                "data.unlabelled is ignored: loss %s learns from labelled clips only "
+                "(use loss.name: clar)",
+                recipe.loss.name,
+            )
         else:
             windows, bad = unlabelled_windows(d.unlabelled, recipe.audio.clip_seconds)
             if len(bad):
-                log.warning("skipped %d unreadable unlabelled file(s); first: %s", len(bad),
-                            bad["error"].iloc[0])
+                log.warning(
+                    "skipped %d unreadable unlabelled file(s); first: %s",
+                    len(bad),
+                    bad["error"].iloc[0],
+                )
             log.info("%d unlabelled clips from %s", len(windows), ", ".join(d.unlabelled))
             train = pd.concat([train, windows], ignore_index=True)
             if waves is not None:

@@ -59,7 +59,8 @@ class BatchSampler:
         indices = self.labelled[indices]
         if self.n_unlabelled:
             extra = np.random.default_rng([self.seed, 3, i]).choice(
-                self.unlabelled, self.n_unlabelled)
+                self.unlabelled, self.n_unlabelled
+            )
             indices = np.concatenate([indices, extra])
         crop_seeds = rng.integers(0, 2**31 - 1, size=len(indices))
         return [(int(k), int(s)) for k, s in zip(indices, crop_seeds, strict=True)]

@@ -14,9 +14,7 @@ from bioclass.core.errors import BioclassError
 log = logging.getLogger(__name__)
 
 
-def unlabelled_windows(
-    inputs: list[str], clip_seconds: float
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+def unlabelled_windows(inputs: list[str], clip_seconds: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cut every file below `inputs` into non-overlapping clip-length windows.
 
     Only headers are read here; windows are decoded on demand (seekable excerpts), so an archive

@@ -32,8 +32,11 @@ def plot_learning_curve(history: pd.DataFrame, metric: str, path: Path) -> None:
 
 def plot_pretrain_curves(history: pd.DataFrame, path: Path) -> None:
     """Contrastive loss, alignment/uniformity and (when monitored) kNN / probe UAR over time."""
-    probes = [c for c in ("knn_uar", "probe_uar", "knn_accuracy", "probe_accuracy")
-              if c in history.columns and history[c].notna().any()]
+    probes = [
+        c
+        for c in ("knn_uar", "probe_uar", "knn_accuracy", "probe_accuracy")
+        if c in history.columns and history[c].notna().any()
+    ]
     n_plots = 3 if probes else 2
     fig, axes = plt.subplots(1, n_plots, figsize=(5 * n_plots, 4))
     axes[0].plot(history["iteration"], history["loss"], marker="o")

@@ -40,8 +40,13 @@ def fit_thresholds(
     for c, name in enumerate(classes):
         positive = targets == c
         support = int(positive.sum())
-        entry: dict[str, Any] = {"threshold": None, "f1": None, "precision": None,
-                                 "recall": None, "support": support}
+        entry: dict[str, Any] = {
+            "threshold": None,
+            "f1": None,
+            "precision": None,
+            "recall": None,
+            "support": support,
+        }
         candidates = top == c
         if support and candidates.any():
             s = scores[candidates, c]
@@ -54,14 +59,19 @@ def fit_thresholds(
             cuts = np.r_[np.flatnonzero(np.diff(s) != 0), len(s) - 1]
             precision = tp[cuts] / n_detected[cuts]
             recall = tp[cuts] / support
-            f1 = np.where(tp[cuts] > 0, 2 * precision * recall / np.maximum(
-                precision + recall, 1e-12), 0.0)
+            f1 = np.where(
+                tp[cuts] > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0
+            )
             best = int(np.argmax(f1))
             if f1[best] > 0:
                 i = cuts[best]
                 lower = s[i + 1] if i + 1 < len(s) else 0.0
-                entry.update(threshold=float((s[i] + lower) / 2), f1=float(f1[best]),
-                             precision=float(precision[best]), recall=float(recall[best]))
+                entry.update(
+                    threshold=float((s[i] + lower) / 2),
+                    f1=float(f1[best]),
+                    precision=float(precision[best]),
+                    recall=float(recall[best]),
+                )
         fitted[name] = entry
     return fitted
 
@@ -77,8 +87,9 @@ def read_thresholds_csv(path: str | Path, classes: list[str]) -> dict[str, float
         raise BioclassError(f"{path}: cannot parse CSV ({exc})") from None
     missing = {"label", "threshold"} - set(table.columns)
     if missing:
-        raise BioclassError(f"{path}: needs columns label,threshold (missing: "
-                            f"{', '.join(sorted(missing))})")
+        raise BioclassError(
+            f"{path}: needs columns label,threshold (missing: {', '.join(sorted(missing))})"
+        )
     out = {}
     for i, (label, value) in enumerate(zip(table["label"], table["threshold"], strict=True)):
         row = i + 2
@@ -86,15 +97,19 @@ def read_thresholds_csv(path: str | Path, classes: list[str]) -> dict[str, float
         if label not in classes:
             close = difflib.get_close_matches(label, classes, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise BioclassError(f"{path}, row {row}: label '{label}' is not one of the model's "
-                                f"classes ({', '.join(classes)}){hint}")
+            raise BioclassError(
+                f"{path}, row {row}: label '{label}' is not one of the model's "
+                f"classes ({', '.join(classes)}){hint}"
+            )
         try:
             value = float(value)
         except (TypeError, ValueError):
             value = float("nan")
         if not 0.0 <= value <= 1.0:
-            raise BioclassError(f"{path}, row {row}: threshold must be a number in [0, 1], "
-                                f"got {table['threshold'].iloc[i]!r}")
+            raise BioclassError(
+                f"{path}, row {row}: threshold must be a number in [0, 1], "
+                f"got {table['threshold'].iloc[i]!r}"
+            )
         out[label] = value
     return out
 

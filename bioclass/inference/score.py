@@ -58,7 +58,8 @@ class WindowOutput:
         activation = Activation.parse(activation)
         if activation is Activation.NONE:
             raise BioclassError(
-                "this model is an encoder without classes: it gives no class scores")
+                "this model is an encoder without classes: it gives no class scores"
+            )
         return cls(OutputKind.CLASS_SCORES, activation)
 
     @classmethod
@@ -162,12 +163,16 @@ def fast_mode_problem(models: list[Classifier], plan: WindowPlan) -> str | None:
         grid = FeatureGrid.of(model, plan)
         step = grid.samples_per_feature / plan.sample_rate
         if grid.window_features < MIN_FAST_WINDOW_FEATURES:
-            return (f"a {plan.window_samples / plan.sample_rate:.3g} s window spans only "
-                    f"{plan.window_samples / grid.samples_per_feature:.2g} of the trunk's "
-                    f"{step:.3g} s feature steps")
+            return (
+                f"a {plan.window_samples / plan.sample_rate:.3g} s window spans only "
+                f"{plan.window_samples / grid.samples_per_feature:.2g} of the trunk's "
+                f"{step:.3g} s feature steps"
+            )
         if plan.hop_samples < grid.samples_per_feature:
-            return (f"the hop ({plan.hop_samples / plan.sample_rate:.3g} s) is finer than the "
-                    f"trunk's feature step ({step:.3g} s)")
+            return (
+                f"the hop ({plan.hop_samples / plan.sample_rate:.3g} s) is finer than the "
+                f"trunk's feature step ({step:.3g} s)"
+            )
     return None
 
 
@@ -193,7 +198,10 @@ def _fast_blocks(
 
 @torch.no_grad()
 def _scores_exact(
-    models: list[Classifier], audio: np.ndarray, output: WindowOutput, device: torch.device,
+    models: list[Classifier],
+    audio: np.ndarray,
+    output: WindowOutput,
+    device: torch.device,
     precision: str,
 ) -> np.ndarray:
     """(streams, K, window) audio -> (streams, K, C) ensemble-mean scores.
@@ -217,8 +225,13 @@ def _scores_exact(
 
 @torch.no_grad()
 def _scores_fast(
-    models: list[Classifier], grids: list[FeatureGrid], audio: np.ndarray,
-    local_starts: np.ndarray, output: WindowOutput, device: torch.device, precision: str,
+    models: list[Classifier],
+    grids: list[FeatureGrid],
+    audio: np.ndarray,
+    local_starts: np.ndarray,
+    output: WindowOutput,
+    device: torch.device,
+    precision: str,
 ) -> np.ndarray:
     """Block audio (streams, span) -> (streams, K, C) scores pooled from one trunk pass each.
 
@@ -312,8 +325,7 @@ def score_file(
             for k0, n, first, audio in prefetch(_fast_blocks(reader, plan, grid, batch_size)):
                 _check(should_stop)
                 local = (k0 + np.arange(n)) * plan.hop_samples - first * grid.samples_per_feature
-                chunks.append(_scores_fast(models, grids, audio, local, output, device,
-                                           precision))
+                chunks.append(_scores_fast(models, grids, audio, local, output, device, precision))
         n_samples = reader.n_samples or 0
         if n_samples == 0:
             reason = f" ({reader.decode_error})" if reader.decode_error else ""
@@ -338,9 +350,13 @@ def _check(should_stop: Callable[[], bool] | None) -> None:
 
 def _damage_note(reader: RecordingReader) -> str | None:
     if reader.decode_error:
-        return (f"decoding failed at {reader.decoded_seconds:.2f} s of "
-                f"{reader.expected_seconds:.2f} s ({reader.decode_error}); scanned up to there")
+        return (
+            f"decoding failed at {reader.decoded_seconds:.2f} s of "
+            f"{reader.expected_seconds:.2f} s ({reader.decode_error}); scanned up to there"
+        )
     if reader.truncated:
-        return (f"file ends at {reader.decoded_seconds:.2f} s but its header announces "
-                f"{reader.expected_seconds:.2f} s (truncated); scanned what is there")
+        return (
+            f"file ends at {reader.decoded_seconds:.2f} s but its header announces "
+            f"{reader.expected_seconds:.2f} s (truncated); scanned what is there"
+        )
     return None

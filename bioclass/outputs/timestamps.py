@@ -16,9 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 _COMPACT = re.compile(r"(?<!\d)(\d{4})(\d{2})(\d{2})[_T-](\d{2})(\d{2})(\d{2})(?!\d)")
-_ISO = re.compile(
-    r"(?<!\d)(\d{4})-(\d{2})-(\d{2})[T _](\d{2})[-:_.]?(\d{2})[-:_.]?(\d{2})(?!\d)"
-)
+_ISO = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})[T _](\d{2})[-:_.]?(\d{2})[-:_.]?(\d{2})(?!\d)")
 _HEX = re.compile(r"^[0-9A-F]{8}$")
 
 

@@ -31,9 +31,19 @@ from bioclass.core.atomic import StagedFile, atomic_write_text
 from bioclass.core.errors import BioclassError
 from bioclass.outputs.timestamps import parse_timestamp
 
-RAVEN_COLUMNS = ["Selection", "View", "Channel", "Begin Time (s)", "End Time (s)",
-                 "Low Freq (Hz)", "High Freq (Hz)", "Begin Path", "File Offset (s)", "Label",
-                 "Score"]
+RAVEN_COLUMNS = [
+    "Selection",
+    "View",
+    "Channel",
+    "Begin Time (s)",
+    "End Time (s)",
+    "Low Freq (Hz)",
+    "High Freq (Hz)",
+    "Begin Path",
+    "File Offset (s)",
+    "Label",
+    "Score",
+]
 TIME_DECIMALS = 4
 SCORE_DECIMALS = 4
 
@@ -72,12 +82,25 @@ class DetectionsCsv:
         stage_dir: where a stdout table is staged.
     """
 
-    def __init__(self, target: str | Path, with_channel: bool, with_datetime: bool,
-                 metadata: dict[str, Any] | None, stage_dir: Path) -> None:
+    def __init__(
+        self,
+        target: str | Path,
+        with_channel: bool,
+        with_datetime: bool,
+        metadata: dict[str, Any] | None,
+        stage_dir: Path,
+    ) -> None:
         self.to_stdout = str(target) == "-"
         self.staged = StagedFile(stage_dir / "stdout.csv" if self.to_stdout else Path(target))
-        self.columns = ["file", "start_time", "end_time", "label", "score", "mean_score",
-                        "n_windows"]
+        self.columns = [
+            "file",
+            "start_time",
+            "end_time",
+            "label",
+            "score",
+            "mean_score",
+            "n_windows",
+        ]
         if with_channel:
             self.columns.append("channel")
         self.with_datetime = with_datetime
@@ -101,14 +124,18 @@ class DetectionsCsv:
         if self.with_datetime:
             origin = parse_timestamp(table["file"].iloc[0])
             table["datetime"] = (
-                [(origin + timedelta(seconds=float(s))).isoformat(timespec="milliseconds")
-                 for s in table["start_time"]]
-                if origin is not None else ""
+                [
+                    (origin + timedelta(seconds=float(s))).isoformat(timespec="milliseconds")
+                    for s in table["start_time"]
+                ]
+                if origin is not None
+                else ""
             )
         for key, value in self.metadata.items():
             table[key] = value
-        table[self.columns].to_csv(self.staged.handle, header=False, index=False,
-                                   lineterminator="\n")
+        table[self.columns].to_csv(
+            self.staged.handle, header=False, index=False, lineterminator="\n"
+        )
 
     def commit(self) -> None:
         if self.to_stdout:
@@ -145,11 +172,16 @@ class RavenTable:
             self.selection += 1
             channel = 1 if pd.isna(row.channel) else int(row.channel) + 1  # Raven counts from 1
             fields = [
-                self.selection, "Spectrogram 1", channel,
+                self.selection,
+                "Spectrogram 1",
+                channel,
                 round(self.offset_s + row.start_time, TIME_DECIMALS),
                 round(self.offset_s + row.end_time, TIME_DECIMALS),
-                round(self.low, 1), round(self.high, 1), file,
-                round(row.start_time, TIME_DECIMALS), row.label,
+                round(self.low, 1),
+                round(self.high, 1),
+                file,
+                round(row.start_time, TIME_DECIMALS),
+                row.label,
                 round(row.score, SCORE_DECIMALS),
             ]
             self.staged.handle.write("\t".join(str(f) for f in fields) + "\n")
@@ -215,8 +247,9 @@ class ScoreMatrix:
                 self.writer = pq.ParquetWriter(self.staged.handle, table.schema)
             self.writer.write_table(table)
         else:
-            frame.to_csv(self.staged.handle, header=not self.header, index=False,
-                         lineterminator="\n")
+            frame.to_csv(
+                self.staged.handle, header=not self.header, index=False, lineterminator="\n"
+            )
             self.header = True
 
     def commit(self, classes: list[str]) -> None:
@@ -225,18 +258,24 @@ class ScoreMatrix:
                 import pyarrow as pa
                 import pyarrow.parquet as pq
 
-                empty = pd.DataFrame({"file": pd.Series(dtype=str),
-                                      "channel": pd.Series(dtype="Int64"),
-                                      "start_time": pd.Series(dtype=float),
-                                      "end_time": pd.Series(dtype=float),
-                                      **{c: pd.Series(dtype="float32") for c in classes}})
-                pq.write_table(pa.Table.from_pandas(empty, preserve_index=False),
-                               self.staged.handle)
+                empty = pd.DataFrame(
+                    {
+                        "file": pd.Series(dtype=str),
+                        "channel": pd.Series(dtype="Int64"),
+                        "start_time": pd.Series(dtype=float),
+                        "end_time": pd.Series(dtype=float),
+                        **{c: pd.Series(dtype="float32") for c in classes},
+                    }
+                )
+                pq.write_table(
+                    pa.Table.from_pandas(empty, preserve_index=False), self.staged.handle
+                )
             else:
                 self.writer.close()
         elif not self.header:
-            self.staged.handle.write(",".join(["file", "channel", "start_time", "end_time",
-                                               *classes]) + "\n")
+            self.staged.handle.write(
+                ",".join(["file", "channel", "start_time", "end_time", *classes]) + "\n"
+            )
         self.staged.commit()
 
     def discard(self) -> None:
@@ -254,8 +293,9 @@ def check_scores_path(path: Path) -> None:
         try:
             import pyarrow  # noqa: F401
         except ImportError:
-            raise BioclassError("--scores *.parquet needs pyarrow (pip install pyarrow), "
-                                "or give a .csv path") from None
+            raise BioclassError(
+                "--scores *.parquet needs pyarrow (pip install pyarrow), or give a .csv path"
+            ) from None
     elif suffix != ".csv":
         raise BioclassError(f"--scores {path}: use a .parquet or .csv file name")
 

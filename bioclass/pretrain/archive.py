@@ -35,8 +35,15 @@ def index_archive(
     """
     files = collect_inputs([str(i) for i in inputs])
     readable, bad_table = probe_headers(files, on_progress)
-    rows = [{"file": path, "duration_s": info.duration_seconds, "sample_rate": info.sample_rate,
-             "channels": info.n_channels} for path, info in readable.items()]
+    rows = [
+        {
+            "file": path,
+            "duration_s": info.duration_seconds,
+            "sample_rate": info.sample_rate,
+            "channels": info.n_channels,
+        }
+        for path, info in readable.items()
+    ]
     bad = bad_table.to_dict(orient="records")
     if not rows:
         first = f"; first: {bad[0]['error']}" if bad else ""

@@ -56,8 +56,9 @@ def pretrain_iterations(recipe: Recipe, recordings: pd.DataFrame) -> int:
     if t.iterations is not None:
         return t.iterations
     if t.epochs is not None:
-        per_epoch = math.ceil(pairs_per_epoch(recordings, recipe.pretrain.patch_seconds)
-                              / t.batch_size)
+        per_epoch = math.ceil(
+            pairs_per_epoch(recordings, recipe.pretrain.patch_seconds) / t.batch_size
+        )
         return t.epochs * max(1, per_epoch)
     raise BioclassError("the recipe sets neither train.iterations nor train.epochs")
 
@@ -98,8 +99,9 @@ def pretrain(
     console.print(f"run directory: {run.path}   device: {dev}")
     with progress_bar() as progress:
         task = progress.add_task("indexing archive", total=None, info="")
-        recordings, bad = index_archive(sources, recipe.data.max_bad_fraction,
-                                        lambda n: progress.advance(task, n))
+        recordings, bad = index_archive(
+            sources, recipe.data.max_bad_fraction, lambda n: progress.advance(task, n)
+        )
         probe = _probe_set(recipe, progress)
     run.write_text("recipe.yaml", dump_recipe(recipe))
     run.write_table("archive.csv", recordings)
@@ -107,14 +109,18 @@ def pretrain(
         path = run.write_table("bad_files.csv", bad)
         console.print(f"[yellow]{len(bad)} unreadable file(s) skipped: see {path}")
     hours = recordings["duration_s"].sum() / 3600
-    console.print(f"archive: {len(recordings)} recordings, {hours:.2f} h"
-                  + (f"   monitoring on {len(probe.val)} labelled clips" if probe else ""))
+    console.print(
+        f"archive: {len(recordings)} recordings, {hours:.2f} h"
+        + (f"   monitoring on {len(probe.val)} labelled clips" if probe else "")
+    )
     fit = _Pretraining(recipe, sources, recordings, probe, run, dev, saved)
     fit.run()
     frame = pd.DataFrame(fit.state.history)
     plot_pretrain_curves(frame, run / "learning_curve.png")
-    console.print(f"saved {run / ENCODER}: start a classifier from it with "
-                  f"--set model.init_from={run / ENCODER}")
+    console.print(
+        f"saved {run / ENCODER}: start a classifier from it with "
+        f"--set model.init_from={run / ENCODER}"
+    )
     return frame
 
 
@@ -128,13 +134,18 @@ def _probe_set(recipe: Recipe, progress: Any) -> LabelledProbeSet | None:
     table = table[table["split"].isin(["train", "val"])].reset_index(drop=True)
     spec = clip_spec(recipe)
     task = progress.add_task("decoding labelled clips", total=len(table), info="")
-    waves, table, _ = decode_all(table, spec, recipe.data.max_bad_fraction,
-                                 lambda n: progress.advance(task, n))
+    waves, table, _ = decode_all(
+        table, spec, recipe.data.max_bad_fraction, lambda n: progress.advance(task, n)
+    )
     is_train = (table["split"] == "train").to_numpy()
 
     def part(mask: np.ndarray) -> ClipDataset:
-        return ClipDataset(table[mask].reset_index(drop=True), classes, spec,
-                           [w for w, m in zip(waves, mask, strict=True) if m])
+        return ClipDataset(
+            table[mask].reset_index(drop=True),
+            classes,
+            spec,
+            [w for w, m in zip(waves, mask, strict=True) if m],
+        )
 
     return LabelledProbeSet(part(is_train), part(~is_train), classes)
 
@@ -155,17 +166,27 @@ class _Pretraining:
         t, p = recipe.train, recipe.pretrain
         self.recipe, self.sources, self.recordings, self.probe = recipe, sources, recordings, probe
         self.rundir, self.dev = run, dev
-        self.plan = LoopPlan("pretraining", "pretrain", pretrain_iterations(recipe, recordings),
-                             t.lr, t.warmup_iterations, t.schedule, t.eval_every)
+        self.plan = LoopPlan(
+            "pretraining",
+            "pretrain",
+            pretrain_iterations(recipe, recordings),
+            t.lr,
+            t.warmup_iterations,
+            t.schedule,
+            t.eval_every,
+        )
         self.frontend = frontend_config(recipe)
         self.encoder = model_from_recipe(recipe, 0).to(dev)
-        self.head = ProjectionHead(self.encoder.embed_dim, p.projection_dim,
-                                   p.projection_hidden or self.encoder.embed_dim).to(dev)
+        self.head = ProjectionHead(
+            self.encoder.embed_dim, p.projection_dim, p.projection_hidden or self.encoder.embed_dim
+        ).to(dev)
         if dev.type == "cuda":
             self.encoder = self.encoder.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.Adam(
-            [*self.encoder.parameters(), *self.head.parameters()], lr=t.lr,
-            weight_decay=t.weight_decay)
+            [*self.encoder.parameters(), *self.head.parameters()],
+            lr=t.lr,
+            weight_decay=t.weight_decay,
+        )
         self.amp_dtype = training_dtype(dev, t.amp)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.recipe_dict = recipe_to_dict(recipe)
@@ -174,13 +195,21 @@ class _Pretraining:
             self.state = TrainingState.from_checkpoint(saved)
             self.encoder.load_state_dict(saved["weights"])
             self.state.restore(self.optimizer, self.head)
-            console.print(f"resuming at iteration {self.state.iteration} of "
-                          f"{self.plan.n_iterations}")
+            console.print(
+                f"resuming at iteration {self.state.iteration} of {self.plan.n_iterations}"
+            )
 
     def _dataset(self) -> PairDataset:
         p, a = self.recipe.pretrain, self.recipe.audio
-        return PairDataset(self.recordings, a.sample_rate, p.patch_seconds, p.sampling,
-                           p.mixback_alpha, a.channel, self.recipe.seed)
+        return PairDataset(
+            self.recordings,
+            a.sample_rate,
+            p.patch_seconds,
+            p.sampling,
+            p.mixback_alpha,
+            a.channel,
+            self.recipe.seed,
+        )
 
     def run(self) -> None:
         """Pretrain from the current state to the last iteration."""
@@ -188,14 +217,16 @@ class _Pretraining:
         loader = torch.utils.data.DataLoader(
             self._dataset(),
             batch_sampler=PairBatches(t.batch_size, self.state.iteration, self.plan.n_iterations),
-            num_workers=t.num_workers, pin_memory=dev.type == "cuda",
+            num_workers=t.num_workers,
+            pin_memory=dev.type == "cuda",
             generator=torch.Generator().manual_seed(self.recipe.seed),
         )
         # Fixed pairs (drawn from a separate seed stream, and a dataset of their own so a
         # recording found broken here does not change the training draws).
         monitor_set = self._dataset()
         self.monitor_pairs = torch.stack(
-            [monitor_set[MONITOR_OFFSET + i] for i in range(MONITOR_PAIRS)])
+            [monitor_set[MONITOR_OFFSET + i] for i in range(MONITOR_PAIRS)]
+        )
         if self.state.iteration == 0:  # the untrained encoder: the baseline to beat
             self.state.history.append(self._monitor(0, float("nan"), 0.0))
             console.print(_describe(self.state.history[-1]))
@@ -206,8 +237,17 @@ class _Pretraining:
     def step(self, iteration: int, pairs: torch.Tensor) -> float:
         """One optimiser step on a batch of pairs; every patch draws its own augmentation."""
         gen = torch.Generator().manual_seed(self.recipe.seed * 1_000_003 + iteration)
-        return _step(self.encoder, self.head, self.optimizer, self.scaler, pairs, self.recipe,
-                     gen, self.dev, self.amp_dtype)
+        return _step(
+            self.encoder,
+            self.head,
+            self.optimizer,
+            self.scaler,
+            pairs,
+            self.recipe,
+            gen,
+            self.dev,
+            self.amp_dtype,
+        )
 
     def evaluate(self, iteration: int, train_loss: float, elapsed: float) -> list[dict]:
         return [self._monitor(iteration, train_loss, elapsed)]
@@ -224,23 +264,54 @@ class _Pretraining:
     def _checkpoint(
         self, state: TrainingState, extra: dict[str, Any] | None = None
     ) -> dict[str, Any]:
-        return _encoder_checkpoint(self.encoder, self.recipe, self.recipe_dict, self.frontend,
-                                   state.iteration, state.history, extra)
+        return _encoder_checkpoint(
+            self.encoder,
+            self.recipe,
+            self.recipe_dict,
+            self.frontend,
+            state.iteration,
+            state.history,
+            extra,
+        )
 
     def _monitor(self, iteration: int, loss: float, elapsed: float) -> dict[str, Any]:
-        return _monitor(self.encoder, self.probe, self.monitor_pairs, self.recipe, self.dev,
-                        iteration, loss, elapsed)
+        return _monitor(
+            self.encoder,
+            self.probe,
+            self.monitor_pairs,
+            self.recipe,
+            self.dev,
+            iteration,
+            loss,
+            elapsed,
+        )
 
 
 def _encoder_checkpoint(
-    encoder: Classifier, recipe: Recipe, recipe_dict: dict[str, Any], frontend: Any,
-    iteration: int, history: list[dict[str, Any]], extra: dict[str, Any] | None = None,
+    encoder: Classifier,
+    recipe: Recipe,
+    recipe_dict: dict[str, Any],
+    frontend: Any,
+    iteration: int,
+    history: list[dict[str, Any]],
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return model_checkpoint(
-        encoder, recipe.model.name, [], frontend, recipe_dict, None, use_ema=False,
+        encoder,
+        recipe.model.name,
+        [],
+        frontend,
+        recipe_dict,
+        None,
+        use_ema=False,
         score_activation=Activation.NONE.value,
-        extra={"kind": "encoder", "iteration": iteration, "history": history,
-               "window_seconds": recipe.pretrain.patch_seconds, **(extra or {})},
+        extra={
+            "kind": "encoder",
+            "iteration": iteration,
+            "history": history,
+            "window_seconds": recipe.pretrain.patch_seconds,
+            **(extra or {}),
+        },
     )
 
 
@@ -269,8 +340,9 @@ def _step(
         h = encoder.embed_spec(spec)  # (2B, 1, F, M) -> (2B, D)
         z = head(h)  # (2B, D) -> (2B, projection_dim)
         if p.loss == "acl":
-            loss = angular_contrastive(z[:n], z[n:], h[:n], h[n:], p.acl_alpha, p.temperature,
-                                       p.margin)
+            loss = angular_contrastive(
+                z[:n], z[n:], h[:n], h[n:], p.acl_alpha, p.temperature, p.margin
+            )
         else:
             loss = nt_xent(z[:n], z[n:], p.temperature)
     optimizer.zero_grad(set_to_none=True)
@@ -282,8 +354,14 @@ def _step(
 
 @torch.no_grad()
 def _monitor(
-    encoder: Classifier, probe: LabelledProbeSet | None, monitor_pairs: torch.Tensor,
-    recipe: Recipe, dev: torch.device, iteration: int, loss: float, elapsed: float,
+    encoder: Classifier,
+    probe: LabelledProbeSet | None,
+    monitor_pairs: torch.Tensor,
+    recipe: Recipe,
+    dev: torch.device,
+    iteration: int,
+    loss: float,
+    elapsed: float,
 ) -> dict[str, Any]:
     """Alignment/uniformity on fixed pairs; kNN and linear probe when a labelled set is given."""
     encoder.eval()
@@ -291,13 +369,23 @@ def _monitor(
     wave = monitor_pairs.transpose(0, 1).reshape(2 * n, -1).to(dev)
     h = torch.cat([encoder.embed(chunk) for chunk in wave.split(64)]).float().cpu().numpy()
     row: dict[str, Any] = {
-        "iteration": iteration, "loss": loss,
-        "alignment": alignment(h[:n], h[n:]), "uniformity": uniformity(h),
+        "iteration": iteration,
+        "loss": loss,
+        "alignment": alignment(h[:n], h[n:]),
+        "uniformity": uniformity(h),
     }
     if probe is not None:
-        row.update(probe_metrics(encoder, probe, recipe.pretrain.knn_k,
-                                 recipe.pretrain.probe_epochs, recipe.train.batch_size, dev,
-                                 recipe.seed))
+        row.update(
+            probe_metrics(
+                encoder,
+                probe,
+                recipe.pretrain.knn_k,
+                recipe.pretrain.probe_epochs,
+                recipe.train.batch_size,
+                dev,
+                recipe.seed,
+            )
+        )
     encoder.train()
     row["elapsed_s"] = round(elapsed, 2)
     return row
@@ -305,8 +393,11 @@ def _monitor(
 
 def _describe(row: dict[str, Any]) -> str:
     loss = "-" if math.isnan(row["loss"]) else f"{row['loss']:.4f}"
-    parts = [f"iteration {row['iteration']}: loss {loss}",
-             f"alignment {row['alignment']:.3f}", f"uniformity {row['uniformity']:.3f}"]
+    parts = [
+        f"iteration {row['iteration']}: loss {loss}",
+        f"alignment {row['alignment']:.3f}",
+        f"uniformity {row['uniformity']:.3f}",
+    ]
     for key in ("knn_accuracy", "knn_uar", "probe_accuracy", "probe_uar"):
         if row.get(key) is not None:
             parts.append(f"{key.replace('_', ' ')} {row[key]:.3f}")

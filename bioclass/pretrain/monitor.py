@@ -117,8 +117,13 @@ class LabelledProbeSet:
 
 
 def probe_metrics(
-    model: Classifier, probe: LabelledProbeSet, k: int, probe_epochs: int, batch_size: int,
-    device: torch.device, seed: int,
+    model: Classifier,
+    probe: LabelledProbeSet,
+    k: int,
+    probe_epochs: int,
+    batch_size: int,
+    device: torch.device,
+    seed: int,
 ) -> dict[str, float | None]:
     """kNN and linear-probe accuracy and UAR of the encoder on the held-out labelled clips."""
     train = embed_clips(model, probe.train, batch_size, device)

@@ -111,8 +111,9 @@ class PairDataset(torch.utils.data.Dataset):
         return 2**31 - 1  # pairs are generated, not stored
 
     def _excerpt(self, index: int, start: float) -> np.ndarray:
-        wave = read_audio(self.files[index], self.sample_rate, self.channel, start,
-                          start + self.patch_seconds)
+        wave = read_audio(
+            self.files[index], self.sample_rate, self.channel, start, start + self.patch_seconds
+        )
         return np.array(fit_length(wave, self.n_samples))
 
     def _draw(self, rng: np.random.Generator, exclude: int | None = None) -> int:
@@ -132,16 +133,17 @@ class PairDataset(torch.utils.data.Dataset):
         for _ in range(_MAX_TRIES):
             index = self._draw(rng)
             try:
-                starts = patch_starts(self.durations[index], self.patch_seconds, self.sampling,
-                                      rng)
+                starts = patch_starts(self.durations[index], self.patch_seconds, self.sampling, rng)
                 views = [self._excerpt(index, s) for s in starts]
                 if self.mixback_alpha > 0:
                     for v, view in enumerate(views):
                         other = self._draw(rng, exclude=index)
-                        start = float(rng.uniform(0.0, max(0.0, self.durations[other]
-                                                           - self.patch_seconds)))
-                        views[v] = mix_back(view, self._excerpt(other, start),
-                                            self.mixback_alpha, rng)
+                        start = float(
+                            rng.uniform(0.0, max(0.0, self.durations[other] - self.patch_seconds))
+                        )
+                        views[v] = mix_back(
+                            view, self._excerpt(other, start), self.mixback_alpha, rng
+                        )
                 return torch.from_numpy(np.stack(views))  # (2, patch_samples)
             except AudioError as exc:
                 # A recording that broke after indexing (e.g. damaged mid-file): stop drawing it.

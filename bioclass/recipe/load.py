@@ -169,9 +169,7 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
         or (hint is str and isinstance(value, str))
     )
     if not ok:
-        raise RecipeError(
-            f"{source}: {key} must be {_TYPE_NAMES[hint]}, got {value!r}"
-        )
+        raise RecipeError(f"{source}: {key} must be {_TYPE_NAMES[hint]}, got {value!r}")
     return float(value) if hint is float else value
 
 

@@ -94,8 +94,10 @@ def mixup_problem(recipe: Recipe) -> str | None:
     if resolve_objective(recipe).soft_targets:
         return None
     mixable = _choices([AUTO, *(s.name for s in OBJECTIVES.values() if s.soft_targets)])
-    return (f"augment.mixup_alpha needs loss.name {mixable}: {recipe.loss.name} needs a hard "
-            "label per clip (set augment.mixup_alpha: 0)")
+    return (
+        f"augment.mixup_alpha needs loss.name {mixable}: {recipe.loss.name} needs a hard "
+        "label per clip (set augment.mixup_alpha: 0)"
+    )
 
 
 def frozen_encoder_problem(recipe: Recipe) -> str | None:
@@ -104,5 +106,7 @@ def frozen_encoder_problem(recipe: Recipe) -> str | None:
         return None
     if resolve_objective(recipe).head_only:
         return None
-    return (f"model.freeze_encoder trains only the last layer: use loss.name ce (not "
-            f"{recipe.loss.name})")
+    return (
+        f"model.freeze_encoder trains only the last layer: use loss.name ce (not "
+        f"{recipe.loss.name})"
+    )

@@ -90,8 +90,9 @@ def run_loop(
     losses: list[float] = []
     started = time.perf_counter()
     with graceful_interrupt() as stop, progress_bar() as progress:
-        bar = progress.add_task(plan.activity, total=plan.n_iterations,
-                                completed=state.iteration, info="")
+        bar = progress.add_task(
+            plan.activity, total=plan.n_iterations, completed=state.iteration, info=""
+        )
         try:
             for batch in batches:
                 iteration = state.iteration + 1
@@ -102,8 +103,10 @@ def run_loop(
                 loss = task.step(iteration, batch)
                 state.iteration = iteration
                 if not math.isfinite(loss):
-                    raise BioclassError(f"{plan.activity} diverged at iteration {iteration} "
-                                        f"(loss {loss}); lower train.lr")
+                    raise BioclassError(
+                        f"{plan.activity} diverged at iteration {iteration} "
+                        f"(loss {loss}); lower train.lr"
+                    )
                 losses.append(loss)
                 progress.update(bar, advance=1, info=f"loss {np.mean(losses[-50:]):.4f}")
                 if plan.due(iteration):

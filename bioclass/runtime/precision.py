@@ -45,8 +45,10 @@ def check_inference_precision(device: torch.device, precision: str) -> None:
     than fp32 there)."""
     inference_dtype(device, precision)
     if precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
-        log.warning("this CPU has no native bfloat16 (AVX512-BF16/AMX): bf16 is emulated and "
-                    "slower than fp32 here")
+        log.warning(
+            "this CPU has no native bfloat16 (AVX512-BF16/AMX): bf16 is emulated and "
+            "slower than fp32 here"
+        )
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:

@@ -59,8 +59,9 @@ class TrainingState:
             "best": self.best,
             "optimizer": optimizer.state_dict(),
             "torch_rng": torch.get_rng_state(),
-            "head_weights": None if head is None else {
-                k: v.detach().cpu() for k, v in head.state_dict().items()},
+            "head_weights": None
+            if head is None
+            else {k: v.detach().cpu() for k, v in head.state_dict().items()},
         }
 
     def restore(self, optimizer: torch.optim.Optimizer, head: nn.Module | None) -> None:

@@ -18,8 +18,16 @@ if TYPE_CHECKING:  # annotations only: the event rules need numpy and pandas alo
     from bioclass.inference.score import StreamScores
     from bioclass.scan.options import ScanOptions
 
-EVENT_COLUMNS = ["file", "channel", "start_time", "end_time", "label", "score", "mean_score",
-                 "n_windows"]
+EVENT_COLUMNS = [
+    "file",
+    "channel",
+    "start_time",
+    "end_time",
+    "label",
+    "score",
+    "mean_score",
+    "n_windows",
+]
 SCORE_KEY_COLUMNS = ["file", "channel", "start_time", "end_time"]
 
 
@@ -65,16 +73,19 @@ def window_rows(
     """One row per labelled window (`--no-merge`), in the event table's columns."""
     keep = np.array([label is not None for label in labels], dtype=bool)
     n = int(keep.sum())
-    return pd.DataFrame({
-        "file": [file] * n,
-        "channel": [channel] * n,
-        "start_time": starts_s[keep],
-        "end_time": ends_s[keep],
-        "label": labels[keep].astype(str) if n else np.array([], dtype=str),
-        "score": scores[keep],
-        "mean_score": scores[keep],
-        "n_windows": np.ones(n, dtype=np.int64),
-    }, columns=EVENT_COLUMNS)
+    return pd.DataFrame(
+        {
+            "file": [file] * n,
+            "channel": [channel] * n,
+            "start_time": starts_s[keep],
+            "end_time": ends_s[keep],
+            "label": labels[keep].astype(str) if n else np.array([], dtype=str),
+            "score": scores[keep],
+            "mean_score": scores[keep],
+            "n_windows": np.ones(n, dtype=np.int64),
+        },
+        columns=EVENT_COLUMNS,
+    )
 
 
 def merge_events(
@@ -116,8 +127,13 @@ def merge_events(
 
 
 def _event(
-    file: str, channel: int | None, label: str, group: list[int], starts_s: np.ndarray,
-    ends_s: np.ndarray, scores: np.ndarray,
+    file: str,
+    channel: int | None,
+    label: str,
+    group: list[int],
+    starts_s: np.ndarray,
+    ends_s: np.ndarray,
+    scores: np.ndarray,
 ) -> dict:
     members = np.asarray(group)
     return {
@@ -141,12 +157,14 @@ def score_matrix(
     classes: list[str],
 ) -> pd.DataFrame:
     """Dense per-window scores: file, channel, start_time, end_time, one column per class."""
-    frame = pd.DataFrame({
-        "file": [file] * len(starts_s),
-        "channel": pd.array([channel] * len(starts_s), dtype="Int64"),
-        "start_time": starts_s,
-        "end_time": ends_s,
-    })
+    frame = pd.DataFrame(
+        {
+            "file": [file] * len(starts_s),
+            "channel": pd.array([channel] * len(starts_s), dtype="Int64"),
+            "start_time": starts_s,
+            "end_time": ends_s,
+        }
+    )
     for c, name in enumerate(classes):
         frame[name] = scores[:, c].astype(np.float32)
     return frame
@@ -172,15 +190,23 @@ def file_events(
     tables = []
     for s in streams:
         labels, label_scores = window_labels(
-            s.scores, detector.thresholds, detector.classes, detector.background_label,
+            s.scores,
+            detector.thresholds,
+            detector.classes,
+            detector.background_label,
             options.keep_background,
         )
         args = (file, s.channel, s.starts_s, s.ends_s, labels, label_scores)
         if options.merge:
-            tables.append(merge_events(*args, min_gap_s=options.min_gap_s,
-                                       min_duration_s=options.min_duration_s))
+            tables.append(
+                merge_events(
+                    *args, min_gap_s=options.min_gap_s, min_duration_s=options.min_duration_s
+                )
+            )
         else:
             tables.append(window_rows(*args))
-    return pd.concat(tables, ignore_index=True).sort_values(
-        ["start_time", "channel", "label"], kind="mergesort", na_position="first"
-    ).reset_index(drop=True)
+    return (
+        pd.concat(tables, ignore_index=True)
+        .sort_values(["start_time", "channel", "label"], kind="mergesort", na_position="first")
+        .reset_index(drop=True)
+    )

@@ -17,8 +17,11 @@ def print_scan_report(summary: ScanSummary, options: ScanOptions, truth: Path | 
     hours = summary.audio_seconds / 3600
     speed = summary.audio_seconds / max(summary.wall_seconds, 1e-9)
     table = Table(title="scan", title_justify="left", show_header=False)
-    table.add_row("files", f"{summary.n_files} ({summary.n_scanned} scanned, "
-                  f"{summary.n_resumed} from an earlier run, {summary.n_failed} failed)")
+    table.add_row(
+        "files",
+        f"{summary.n_files} ({summary.n_scanned} scanned, "
+        f"{summary.n_resumed} from an earlier run, {summary.n_failed} failed)",
+    )
     table.add_row("audio", f"{hours:.3f} h")
     table.add_row("wall time", f"{summary.wall_seconds:.1f} s ({speed:.0f}x real time)")
     table.add_row("detections", str(summary.n_detections))
@@ -26,14 +29,21 @@ def print_scan_report(summary: ScanSummary, options: ScanOptions, truth: Path | 
         table.add_row(name, path)
     console.print(table)
     if summary.n_failed:
-        console.print(f"[yellow]{summary.n_failed} file(s) could not be read: see "
-                      f"{summary.outputs.get('failed')}")
+        console.print(
+            f"[yellow]{summary.n_failed} file(s) could not be read: see "
+            f"{summary.outputs.get('failed')}"
+        )
     if truth is not None and summary.events is not None:
         scores = event_scores(summary.events, read_truth(truth))
         t = Table(title=f"events against {truth}", title_justify="left")
         for column in ("label", "truth", "detections", "matched", "precision", "recall", "f1"):
             t.add_column(column, justify="left" if column == "label" else "right")
         for row in scores.itertuples(index=False):
-            t.add_row(row.label, str(row.truth), str(row.detections), str(row.matched),
-                      *(f"{v:.2f}" if v == v else "-" for v in (row.precision, row.recall, row.f1)))
+            t.add_row(
+                row.label,
+                str(row.truth),
+                str(row.detections),
+                str(row.matched),
+                *(f"{v:.2f}" if v == v else "-" for v in (row.precision, row.recall, row.f1)),
+            )
         console.print(t)

@@ -60,8 +60,9 @@ def scan(
     check_inference_precision(device, options.precision)
     for m in loaded.models:
         prepare_for_inference(m, device)
-    plan = WindowPlan.from_seconds(info.sample_rate, info.window_seconds,
-                                   options.hop_for(info.window_seconds))
+    plan = WindowPlan.from_seconds(
+        info.sample_rate, info.window_seconds, options.hop_for(info.window_seconds)
+    )
     options = replace(options, mode=resolve_mode(options.mode, loaded.models, plan))
     thresholds = scan_thresholds(info, options)
     paths = writers.output_paths(options.out)
@@ -69,15 +70,27 @@ def scan(
     output = WindowOutput.class_scores(info.activation)
     log.info(
         "scanning %d file(s) with %s on %s: %s mode, %s, window %.3g s, hop %.3g s",
-        len(files), ", ".join(p.name for p in loaded.paths), device, options.mode,
-        options.precision, info.window_seconds, plan.hop_seconds,
+        len(files),
+        ", ".join(p.name for p in loaded.paths),
+        device,
+        options.mode,
+        options.precision,
+        info.window_seconds,
+        plan.hop_seconds,
     )
 
     def score(path: Path, should_stop: ShouldStop) -> FileScores:
         return score_file(
-            path, loaded.models, output, plan, channels=options.channels,
-            batch_size=options.batch_size, device=device, mode=options.mode,
-            precision=options.precision, should_stop=should_stop,
+            path,
+            loaded.models,
+            output,
+            plan,
+            channels=options.channels,
+            batch_size=options.batch_size,
+            device=device,
+            mode=options.mode,
+            precision=options.precision,
+            should_stop=should_stop,
         )
 
     def work(path: Path, should_stop: ShouldStop) -> FileOutcome:
@@ -92,8 +105,13 @@ def scan(
         if on_file is not None:
             on_file(outcome.path, outcome.duration_s)
 
-    run_in_order(files, work, options.workers, consume,
-                 enough=lambda: summary.too_many_failures(options.max_failures))
+    run_in_order(
+        files,
+        work,
+        options.workers,
+        consume,
+        enough=lambda: summary.too_many_failures(options.max_failures),
+    )
     summary.stopped_early = len(outcomes) < len(files)
     detector = Detector(list(info.classes), thresholds, info.background_label)
     metadata = csv_metadata(loaded, plan) if options.metadata else None

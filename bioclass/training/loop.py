@@ -145,13 +145,15 @@ class _Fit:
         t = recipe.train
         self.recipe, self.data, self.rundir, self.dev = recipe, data, run, dev
         n_iterations = total_iterations(recipe, len(data.train))
-        self.plan = LoopPlan("training", "train", n_iterations, t.lr, t.warmup_iterations,
-                             t.schedule, t.eval_every)
+        self.plan = LoopPlan(
+            "training", "train", n_iterations, t.lr, t.warmup_iterations, t.schedule, t.eval_every
+        )
         self.frontend = frontend_config(recipe)
         self.model = model_from_recipe(recipe, len(data.classes)).to(dev)
         if recipe.model.init_from and saved is None:
-            n_loaded = load_encoder_weights(self.model, recipe.model.init_from,
-                                            recipe.model.name, self.frontend)
+            n_loaded = load_encoder_weights(
+                self.model, recipe.model.init_from, recipe.model.name, self.frontend
+            )
             console.print(f"initialised {n_loaded} encoder tensors from {recipe.model.init_from}")
         self.objective = Objective.build(recipe, self.model, n_iterations)
         if self.objective.head is not None:
@@ -160,7 +162,8 @@ class _Fit:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.Adam(
             [*self.model.parameters(), *self.objective.parameters()],
-            lr=t.lr, weight_decay=t.weight_decay,
+            lr=t.lr,
+            weight_decay=t.weight_decay,
         )
         self.amp_dtype = training_dtype(dev, t.amp)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
@@ -181,11 +184,19 @@ class _Fit:
     def run(self) -> None:
         """Train from the current state to the last iteration."""
         t, recipe = self.recipe.train, self.recipe
-        n_unlabelled = (int(round(t.unlabelled_ratio * t.batch_size))
-                        if self.objective.spec.learns_from_unlabelled else 0)
+        n_unlabelled = (
+            int(round(t.unlabelled_ratio * t.batch_size))
+            if self.objective.spec.learns_from_unlabelled
+            else 0
+        )
         sampler = BatchSampler(
-            self.data.train.targets, t.batch_size, recipe.seed, recipe.data.balanced,
-            self.state.iteration, self.plan.n_iterations, n_unlabelled=n_unlabelled,
+            self.data.train.targets,
+            t.batch_size,
+            recipe.seed,
+            recipe.data.balanced,
+            self.state.iteration,
+            self.plan.n_iterations,
+            n_unlabelled=n_unlabelled,
         )
         loader = torch.utils.data.DataLoader(
             self.data.train,
@@ -204,8 +215,19 @@ class _Fit:
         wave, y = batch
         rng = np.random.default_rng([self.recipe.seed, 7, iteration])
         self.objective.set_mode(self.model, iteration)
-        loss = _step(self.model, self.objective, self.optimizer, self.scaler, wave, y,
-                     self.recipe.augment, rng, self.dev, self.amp_dtype, iteration)
+        loss = _step(
+            self.model,
+            self.objective,
+            self.optimizer,
+            self.scaler,
+            wave,
+            y,
+            self.recipe.augment,
+            rng,
+            self.dev,
+            self.amp_dtype,
+            iteration,
+        )
         self.ema.update(self.model, iteration)
         return loss
 
@@ -214,9 +236,20 @@ class _Fit:
         if not self.objective.validates(iteration):
             return None  # SupCon stage: nothing to validate yet
         rows, self.state.best = _validate(
-            self.model, self.eval_model, self.ema, self.data, self.recipe, self.activation,
-            self.dev, iteration, train_loss, elapsed, self.state.best, self.rundir,
-            self.frontend, self.recipe_dict,
+            self.model,
+            self.eval_model,
+            self.ema,
+            self.data,
+            self.recipe,
+            self.activation,
+            self.dev,
+            iteration,
+            train_loss,
+            elapsed,
+            self.state.best,
+            self.rundir,
+            self.frontend,
+            self.recipe_dict,
         )
         return rows
 
@@ -251,9 +284,7 @@ def _store_thresholds(path: Path, data: PreparedData, recipe: Recipe, dev: torch
     scores, targets = predict_clips(
         model.to(dev), data.val, activation, recipe.train.batch_size * 2, dev
     )
-    ckpt["thresholds"] = fit_thresholds(
-        scores, targets, data.classes, recipe.data.background_label
-    )
+    ckpt["thresholds"] = fit_thresholds(scores, targets, data.classes, recipe.data.background_label)
     ckpt["thresholds_method"] = f"{FIT_METHOD} ({len(data.val)} validation clips)"
     atomic_save(ckpt, path)
 

@@ -128,8 +128,7 @@ class Objective:
             return logits.sum() * 0.0  # a batch of unlabelled clips: no supervised signal
         logits, y = logits[labelled], y[labelled]
         if self.spec.activation is Activation.SIGMOID:
-            return F.binary_cross_entropy_with_logits(
-                logits, F.one_hot(y, logits.shape[1]).float())
+            return F.binary_cross_entropy_with_logits(logits, F.one_hot(y, logits.shape[1]).float())
         return F.cross_entropy(logits, y)
 
 
