@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from bioclass.augment.views import augment_views
 from bioclass.checkpoint import model_checkpoint
 from bioclass.core.activation import Activation
 from bioclass.core.console import console, progress_bar
@@ -235,19 +236,30 @@ class _Pretraining:
         run_loop(self.plan, loader, self.optimizer, self, self.state, self.rundir)
 
     def step(self, iteration: int, pairs: torch.Tensor) -> float:
-        """One optimiser step on a batch of pairs; every patch draws its own augmentation."""
+        """One optimiser step on a batch of pairs (B, 2, samples); every patch draws its own
+        view augmentation, from a generator that depends on the seed and `iteration` only."""
+        p, dev = self.recipe.pretrain, self.dev
         gen = torch.Generator().manual_seed(self.recipe.seed * 1_000_003 + iteration)
-        return _step(
-            self.encoder,
-            self.head,
-            self.optimizer,
-            self.scaler,
-            pairs,
-            self.recipe,
-            gen,
-            self.dev,
-            self.amp_dtype,
-        )
+        n = pairs.shape[0]
+        wave = pairs.to(dev, non_blocking=True).transpose(0, 1).reshape(2 * n, -1)  # (2B, samples)
+        with autocast(dev, self.amp_dtype):
+            spec = self.encoder.spectrogram(wave)  # (2B, samples) -> (2B, 1, frames, mels)
+            spec = augment_views(spec, p.views, gen)
+            if dev.type == "cuda":
+                spec = spec.contiguous(memory_format=torch.channels_last)
+            h = self.encoder.embed_spec(spec)  # (2B, 1, F, M) -> (2B, D)
+            z = self.head(h)  # (2B, D) -> (2B, projection_dim)
+            if p.loss == "acl":
+                loss = angular_contrastive(
+                    z[:n], z[n:], h[:n], h[n:], p.acl_alpha, p.temperature, p.margin
+                )
+            else:
+                loss = nt_xent(z[:n], z[n:], p.temperature)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return float(loss.detach())
 
     def evaluate(self, iteration: int, train_loss: float, elapsed: float) -> list[dict]:
         return [self._monitor(iteration, train_loss, elapsed)]
@@ -274,17 +286,37 @@ class _Pretraining:
             extra,
         )
 
+    @torch.no_grad()
     def _monitor(self, iteration: int, loss: float, elapsed: float) -> dict[str, Any]:
-        return _monitor(
-            self.encoder,
-            self.probe,
-            self.monitor_pairs,
-            self.recipe,
-            self.dev,
-            iteration,
-            loss,
-            elapsed,
-        )
+        """Alignment/uniformity on the fixed pairs; kNN and linear probe when a labelled set
+        is given."""
+        encoder, dev, recipe = self.encoder, self.dev, self.recipe
+        encoder.eval()
+        n = self.monitor_pairs.shape[0]
+        wave = self.monitor_pairs.transpose(0, 1).reshape(2 * n, -1).to(dev)
+        h = torch.cat([encoder.embed(chunk) for chunk in wave.split(64)]).float().cpu().numpy()
+        row: dict[str, Any] = {
+            "iteration": iteration,
+            "loss": loss,
+            "alignment": alignment(h[:n], h[n:]),
+            "uniformity": uniformity(h),
+        }
+        if self.probe is not None:
+            p = recipe.pretrain
+            row.update(
+                probe_metrics(
+                    encoder,
+                    self.probe,
+                    p.knn_k,
+                    p.probe_epochs,
+                    recipe.train.batch_size,
+                    dev,
+                    recipe.seed,
+                )
+            )
+        encoder.train()
+        row["elapsed_s"] = round(elapsed, 2)
+        return row
 
 
 def _encoder_checkpoint(
@@ -313,82 +345,6 @@ def _encoder_checkpoint(
             **(extra or {}),
         },
     )
-
-
-def _step(
-    encoder: Classifier,
-    head: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
-    pairs: torch.Tensor,
-    recipe: Recipe,
-    gen: torch.Generator,
-    dev: torch.device,
-    amp_dtype: torch.dtype | None,
-) -> float:
-    """One optimiser step on a batch of pairs (B, 2, samples). Returns the loss."""
-    from bioclass.augment.views import augment_views
-
-    p = recipe.pretrain
-    n = pairs.shape[0]
-    wave = pairs.to(dev, non_blocking=True).transpose(0, 1).reshape(2 * n, -1)  # (2B, samples)
-    with autocast(dev, amp_dtype):
-        spec = encoder.spectrogram(wave)  # (2B, samples) -> (2B, 1, frames, mels)
-        spec = augment_views(spec, p.views, gen)  # every patch its own draw
-        if dev.type == "cuda":
-            spec = spec.contiguous(memory_format=torch.channels_last)
-        h = encoder.embed_spec(spec)  # (2B, 1, F, M) -> (2B, D)
-        z = head(h)  # (2B, D) -> (2B, projection_dim)
-        if p.loss == "acl":
-            loss = angular_contrastive(
-                z[:n], z[n:], h[:n], h[n:], p.acl_alpha, p.temperature, p.margin
-            )
-        else:
-            loss = nt_xent(z[:n], z[n:], p.temperature)
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
-    scaler.step(optimizer)
-    scaler.update()
-    return float(loss.detach())
-
-
-@torch.no_grad()
-def _monitor(
-    encoder: Classifier,
-    probe: LabelledProbeSet | None,
-    monitor_pairs: torch.Tensor,
-    recipe: Recipe,
-    dev: torch.device,
-    iteration: int,
-    loss: float,
-    elapsed: float,
-) -> dict[str, Any]:
-    """Alignment/uniformity on fixed pairs; kNN and linear probe when a labelled set is given."""
-    encoder.eval()
-    n = monitor_pairs.shape[0]
-    wave = monitor_pairs.transpose(0, 1).reshape(2 * n, -1).to(dev)
-    h = torch.cat([encoder.embed(chunk) for chunk in wave.split(64)]).float().cpu().numpy()
-    row: dict[str, Any] = {
-        "iteration": iteration,
-        "loss": loss,
-        "alignment": alignment(h[:n], h[n:]),
-        "uniformity": uniformity(h),
-    }
-    if probe is not None:
-        row.update(
-            probe_metrics(
-                encoder,
-                probe,
-                recipe.pretrain.knn_k,
-                recipe.pretrain.probe_epochs,
-                recipe.train.batch_size,
-                dev,
-                recipe.seed,
-            )
-        )
-    encoder.train()
-    row["elapsed_s"] = round(elapsed, 2)
-    return row
 
 
 def _describe(row: dict[str, Any]) -> str:

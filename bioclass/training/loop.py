@@ -36,9 +36,8 @@ from bioclass.evaluation.plots import plot_confusion, plot_learning_curve
 from bioclass.evaluation.report import print_metrics
 from bioclass.evaluation.thresholds import FIT_METHOD, fit_thresholds
 from bioclass.inference.clips import predict_clips
-from bioclass.models import Classifier, FrontendConfig, frontend_config, model_from_recipe
+from bioclass.models import frontend_config, model_from_recipe
 from bioclass.recipe import Recipe, dump_recipe, recipe_from_dict, recipe_to_dict
-from bioclass.recipe.schema import AugmentSection
 from bioclass.runtime.device import pick_device
 from bioclass.runtime.loop import LoopPlan, run_loop
 from bioclass.runtime.precision import autocast, training_dtype
@@ -211,46 +210,100 @@ class _Fit:
         run_loop(self.plan, loader, self.optimizer, self, self.state, self.rundir)
 
     def step(self, iteration: int, batch: tuple[torch.Tensor, torch.Tensor]) -> float:
-        """One optimiser step, then the EMA update."""
+        """One optimiser step (log-mel, SpecAugment, MixUp, the objective's loss, update), then
+        the EMA update.
+
+        Args:
+            batch: (B, T) clips, or (B, V, T) augmented views of each clip (clar), and (B,)
+                class indices, -1 for unlabelled clips.
+        """
         wave, y = batch
+        # The augmentation draws of step i depend on the seed and i only: resumable exactly.
         rng = np.random.default_rng([self.recipe.seed, 7, iteration])
         self.objective.set_mode(self.model, iteration)
-        loss = _step(
-            self.model,
-            self.objective,
-            self.optimizer,
-            self.scaler,
-            wave,
-            y,
-            self.recipe.augment,
-            rng,
-            self.dev,
-            self.amp_dtype,
-            iteration,
-        )
+        wave, y = self._on_device(wave, y)
+        with autocast(self.dev, self.amp_dtype):
+            spec, target = self._augmented(wave, y, rng)
+            loss = self.objective.loss(self.model, spec, y, target, iteration)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
         self.ema.update(self.model, iteration)
-        return loss
+        return float(loss.detach())
+
+    def _on_device(self, wave: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch on the device, views flattened into rows."""
+        wave = wave.to(self.dev, non_blocking=True)
+        y = y.to(self.dev, non_blocking=True)
+        if wave.dim() == 3:  # views: view-major order, so rows [0, B) and [B, 2B) pair up
+            n_views = wave.shape[1]
+            wave = wave.transpose(0, 1).reshape(-1, wave.shape[-1])  # (B, V, T) -> (V*B, T)
+            y = y.repeat(n_views)
+        return wave, y
+
+    def _augmented(
+        self, wave: torch.Tensor, y: torch.Tensor, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Log-mels with SpecAugment and MixUp as the recipe says, and MixUp's soft targets."""
+        g = self.recipe.augment
+        spec = self.model.spectrogram(wave)  # (B, T) -> (B, 1, frames, mels)
+        if g.specaugment:
+            spec = spec_augment(spec, g, rng)
+        target = None
+        if g.mixup_alpha > 0:
+            target = F.one_hot(y, self.model.n_classes).float()
+            spec, target = mixup(spec, target, g.mixup_alpha, rng)
+        if self.dev.type == "cuda":
+            spec = spec.contiguous(memory_format=torch.channels_last)
+        return spec, target
 
     def evaluate(self, iteration: int, train_loss: float, elapsed: float) -> list[dict] | None:
-        """Validate raw (and EMA) weights, unless the classifier means nothing yet."""
+        """Score the validation split with raw (and, once averaging began, EMA) weights; save
+        `model.pt` whenever the recipe's metric reaches a new best. Nothing during a SupCon
+        stage, where the classifier means nothing yet."""
         if not self.objective.validates(iteration):
-            return None  # SupCon stage: nothing to validate yet
-        rows, self.state.best = _validate(
-            self.model,
-            self.eval_model,
-            self.ema,
-            self.data,
-            self.recipe,
-            self.activation,
-            self.dev,
-            iteration,
-            train_loss,
-            elapsed,
-            self.state.best,
-            self.rundir,
-            self.frontend,
-            self.recipe_dict,
-        )
+            return None
+        metric = self.recipe.train.metric
+        candidates = [("raw", self.model.state_dict())]
+        if self.ema.active:
+            candidates.append(("ema", self.ema.state))
+        rows = []
+        for name, weights in candidates:
+            # A second model takes the weights, so the one being trained keeps its state.
+            self.eval_model.load_state_dict(weights)
+            scores, targets = predict_clips(
+                self.eval_model,
+                self.data.val,
+                self.activation,
+                self.recipe.train.batch_size * 2,
+                self.dev,
+            )
+            metrics = classification_metrics(scores, targets, self.data.classes)
+            value = metrics[metric] if metrics[metric] is not None else float("-inf")
+            rows.append(
+                {
+                    "iteration": iteration,
+                    "weights": name,
+                    "train_loss": train_loss,
+                    "uar": metrics["uar"],
+                    "map": metrics["map"],
+                    "accuracy": metrics["accuracy"],
+                    "elapsed_s": round(elapsed, 2),
+                }
+            )
+            best = self.state.best
+            if best is None or value > best["value"]:
+                self.state.best = {
+                    "iteration": iteration,
+                    "weights": name,
+                    "metric": metric,
+                    "value": value,
+                    "metrics": metrics,
+                }
+                ema = self.ema.state if self.ema.active else None
+                extra = {"iteration": iteration, "val_metrics": metrics}
+                self.rundir.save_checkpoint(BEST, self._checkpoint(ema, name == "ema", extra))
         return rows
 
     def describe(self, iteration: int, rows: list[dict]) -> str:
@@ -260,18 +313,24 @@ class _Fit:
 
     def save(self, state: TrainingState) -> None:
         """last.pt: the raw weights, the EMA and everything --resume needs."""
-        ckpt = model_checkpoint(
+        extra = state.capture(self.optimizer, self.objective.head)
+        self.rundir.save_checkpoint(LAST, self._checkpoint(self.ema.state, False, extra))
+
+    def _checkpoint(
+        self, ema_state: dict[str, torch.Tensor] | None, use_ema: bool, extra: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The model's checkpoint with the trained (raw) weights and, if given, the EMA."""
+        return model_checkpoint(
             self.model,
             self.recipe.model.name,
             self.data.classes,
             self.frontend,
             self.recipe_dict,
-            self.ema.state,
-            use_ema=False,
+            ema_state,
+            use_ema=use_ema,
             score_activation=self.activation,
-            extra=state.capture(self.optimizer, self.objective.head),
+            extra=extra,
         )
-        self.rundir.save_checkpoint(LAST, ckpt)
 
 
 def _store_thresholds(path: Path, data: PreparedData, recipe: Recipe, dev: torch.device) -> None:
@@ -287,117 +346,6 @@ def _store_thresholds(path: Path, data: PreparedData, recipe: Recipe, dev: torch
     ckpt["thresholds"] = fit_thresholds(scores, targets, data.classes, recipe.data.background_label)
     ckpt["thresholds_method"] = f"{FIT_METHOD} ({len(data.val)} validation clips)"
     atomic_save(ckpt, path)
-
-
-def _step(
-    model: Classifier,
-    objective: Objective,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
-    wave: torch.Tensor,
-    y: torch.Tensor,
-    g: AugmentSection,
-    rng: np.random.Generator,
-    dev: torch.device,
-    amp_dtype: torch.dtype | None,
-    iteration: int,
-) -> float:
-    """One optimiser step: log-mel, SpecAugment, MixUp, the objective's loss, update.
-
-    Args:
-        wave: (B, T) clips, or (B, V, T) augmented views of each clip (clar).
-        y: (B,) class indices, -1 for unlabelled clips.
-
-    Returns:
-        The loss value.
-    """
-    wave, y = wave.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
-    if wave.dim() == 3:  # views: view-major order, so rows [0, B) and [B, 2B) pair up
-        n_views = wave.shape[1]
-        wave = wave.transpose(0, 1).reshape(-1, wave.shape[-1])  # (B, V, T) -> (V*B, T)
-        y = y.repeat(n_views)
-    with autocast(dev, amp_dtype):
-        spec = model.spectrogram(wave)  # (B, T) -> (B, 1, frames, mels)
-        if g.specaugment:
-            spec = spec_augment(spec, g, rng)
-        target = None
-        if g.mixup_alpha > 0:
-            target = F.one_hot(y, model.n_classes).float()
-            spec, target = mixup(spec, target, g.mixup_alpha, rng)
-        if dev.type == "cuda":
-            spec = spec.contiguous(memory_format=torch.channels_last)
-        loss = objective.loss(model, spec, y, target, iteration)
-    optimizer.zero_grad(set_to_none=True)
-    scaler.scale(loss).backward()
-    scaler.step(optimizer)
-    scaler.update()
-    return float(loss.detach())
-
-
-def _validate(
-    model: Classifier,
-    eval_model: Classifier,
-    ema: WeightEMA,
-    data: PreparedData,
-    recipe: Recipe,
-    activation: str,
-    dev: torch.device,
-    iteration: int,
-    train_loss: float,
-    elapsed: float,
-    best: dict[str, Any] | None,
-    run: RunDirectory,
-    frontend: FrontendConfig,
-    recipe_dict: dict[str, Any],
-) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-    """Score the validation split with raw (and, once averaging began, EMA) weights.
-
-    Saves `model.pt` whenever a new best value of the recipe's metric is reached.
-    """
-    metric = recipe.train.metric
-    candidates = [("raw", model.state_dict())]
-    if ema.active:
-        candidates.append(("ema", ema.state))
-    rows = []
-    for name, weights in candidates:
-        eval_model.load_state_dict(weights)
-        scores, targets = predict_clips(
-            eval_model, data.val, activation, recipe.train.batch_size * 2, dev
-        )
-        metrics = classification_metrics(scores, targets, data.classes)
-        value = metrics[metric] if metrics[metric] is not None else float("-inf")
-        rows.append(
-            {
-                "iteration": iteration,
-                "weights": name,
-                "train_loss": train_loss,
-                "uar": metrics["uar"],
-                "map": metrics["map"],
-                "accuracy": metrics["accuracy"],
-                "elapsed_s": round(elapsed, 2),
-            }
-        )
-        if best is None or value > best["value"]:
-            best = {
-                "iteration": iteration,
-                "weights": name,
-                "metric": metric,
-                "value": value,
-                "metrics": metrics,
-            }
-            ckpt = model_checkpoint(
-                model,
-                recipe.model.name,
-                data.classes,
-                frontend,
-                recipe_dict,
-                ema.state if ema.active else None,
-                use_ema=name == "ema",
-                score_activation=activation,
-                extra={"iteration": iteration, "val_metrics": metrics},
-            )
-            run.save_checkpoint(BEST, ckpt)
-    return rows, best
 
 
 def _finish(
