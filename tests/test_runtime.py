@@ -46,8 +46,10 @@ def test_failed_write_keeps_the_previous_file(tmp_path: Path) -> None:
 def test_output_folder_that_is_a_file_is_one_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "results"
     blocker.write_text("I am a file")
-    with pytest.raises(OutputError, match=r"cannot write .*results.*out\.csv"):
+    with pytest.raises(OutputError, match=r"out\.csv: .*results is a file, not a folder"):
         atomic_write_text(blocker / "out.csv", "x")
+    with pytest.raises(OutputError, match=r"deeper.*out\.csv: .*results is a file, not a folder"):
+        atomic_write_text(blocker / "deeper" / "out.csv", "x")
     assert blocker.read_text() == "I am a file"
 
 
@@ -93,6 +95,12 @@ def test_run_directory_must_be_new_or_empty(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     assert RunDirectory.create(empty).path == empty
+
+
+def test_run_directory_under_a_file_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "runs").write_text("not a folder")
+    with pytest.raises(BioclassError, match=r"cannot create the run directory .*runs is a file"):
+        RunDirectory.create(tmp_path / "runs" / "quickstart")
 
 
 def test_reopen_without_state_says_what_is_missing(tmp_path: Path) -> None:

@@ -24,6 +24,10 @@ class OutputError(BioclassError):
 
 
 def _describe(path: Path, exc: OSError) -> OutputError:
+    if isinstance(exc, FileExistsError | NotADirectoryError):
+        # mkdir/mkstemp met a file where a folder must be: name the folder, not the errno.
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), path.parent)
+        return OutputError(f"cannot write {path}: {blocker} is a file, not a folder")
     reason = exc.strerror or type(exc).__name__
     return OutputError(f"cannot write {path}: {reason}")
 

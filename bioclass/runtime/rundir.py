@@ -20,6 +20,13 @@ LAST = "last.pt"  # the full state of an unfinished run, for --resume
 METRICS = "metrics.csv"  # one row per evaluation
 
 
+def _reason(path: Path, exc: OSError) -> str:
+    if isinstance(exc, FileExistsError | NotADirectoryError):
+        blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), path)
+        return f"{blocker} is a file, not a folder"
+    return exc.strerror or type(exc).__name__
+
+
 @dataclass(frozen=True)
 class RunDirectory:
     """A run's folder and the files in it."""
@@ -35,7 +42,11 @@ class RunDirectory:
             raise BioclassError(
                 f"{path} already holds files; choose another --out, or --resume {path}"
             )
-        path.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            reason = _reason(path, exc)
+            raise BioclassError(f"cannot create the run directory {path}: {reason}") from None
         return cls(path)
 
     @classmethod
