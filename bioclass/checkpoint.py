@@ -114,6 +114,10 @@ class CheckpointInfo:
             to None), or None when none were stored.
         use_ema: whether the EMA weights were chosen for inference.
         bioclass_version: the bioclass that wrote the checkpoint.
+        pooling: how training pooled the windows of clips longer than the window when it
+            validated (`train.pooling`; `centre` for checkpoints from before pooling existed,
+            which is how those were validated).
+        pooling_hop: the pooled windows' hop as a fraction of the window.
     """
 
     kind: ModelKind
@@ -128,6 +132,8 @@ class CheckpointInfo:
     fitted_thresholds: Mapping[str, float | None] | None
     use_ema: bool
     bioclass_version: str
+    pooling: str = "centre"
+    pooling_hop: float = 0.5
 
 
 def checkpoint_info(ckpt: dict[str, Any], source: str | Path = "checkpoint") -> CheckpointInfo:
@@ -162,6 +168,8 @@ def checkpoint_info(ckpt: dict[str, Any], source: str | Path = "checkpoint") -> 
         ),
         use_ema=bool(ckpt.get("use_ema")),
         bioclass_version=str(ckpt.get("bioclass_version", "")),
+        pooling=str(recipe.get("train", {}).get("pooling", "centre")),
+        pooling_hop=float(recipe.get("train", {}).get("pooling_hop", 0.5)),
     )
 
 

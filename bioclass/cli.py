@@ -15,6 +15,7 @@ import click
 from bioclass import __version__
 from bioclass.core.console import console, setup_logging
 from bioclass.core.errors import BioclassError
+from bioclass.recipe.vocab import POOLINGS
 from bioclass.scan.options import FORMATS
 
 DEVICES = click.Choice(["auto", "cpu", "cuda", "mps"], case_sensitive=False)
@@ -109,6 +110,12 @@ def train(
 )
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
 @click.option("--device", type=DEVICES, default="auto", show_default=True)
+@click.option(
+    "--pooling",
+    type=click.Choice(POOLINGS),
+    help="How the windows of clips longer than the model's window make one score "
+    "(default: as in the model's training validation).",
+)
 @_friendly
 def evaluate(
     model: Path,
@@ -118,13 +125,14 @@ def evaluate(
     predictions: Path | None,
     batch_size: int,
     device: str,
+    pooling: str | None,
 ) -> None:
     """Score MODEL (a checkpoint) on labelled DATA (class folders or a labels CSV)."""
     from bioclass.core.atomic import atomic_write_text
     from bioclass.evaluation.evaluate import evaluate_model
     from bioclass.evaluation.report import print_metrics
 
-    metrics, per_clip, bad = evaluate_model(model, data, split, batch_size, device)
+    metrics, per_clip, bad = evaluate_model(model, data, split, batch_size, device, pooling)
     if len(bad):
         console.print(
             f"[yellow]{len(bad)} unreadable clip(s) skipped, first: {bad['error'].iloc[0]}"

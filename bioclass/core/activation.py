@@ -9,10 +9,12 @@ exactly as the model was trained to. An encoder from `pretrain` has no classes a
 from __future__ import annotations
 
 from enum import Enum
-
-import torch
+from typing import TYPE_CHECKING
 
 from bioclass.core.errors import BioclassError
+
+if TYPE_CHECKING:  # recipes name activations without importing torch (a fast `bioclass --help`)
+    import torch
 
 
 class Activation(str, Enum):
@@ -36,6 +38,8 @@ class Activation(str, Enum):
 
 def activate(logits: torch.Tensor, activation: Activation | str) -> torch.Tensor:
     """(…, C) logits -> (…, C) scores as the model was trained to give them."""
+    import torch
+
     activation = Activation.parse(activation)
     if activation is Activation.SIGMOID:
         return torch.sigmoid(logits)

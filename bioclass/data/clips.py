@@ -129,6 +129,10 @@ class ClipDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.table)
 
+    def full_wave(self, index: int) -> np.ndarray:
+        """Clip `index` as decoded, whole (not cropped or padded to the window)."""
+        return self._wave(index)
+
     def _wave(self, index: int) -> np.ndarray:
         if self.waves is not None and self.waves[index] is not None:
             return self.waves[index]

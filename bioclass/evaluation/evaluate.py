@@ -16,7 +16,7 @@ from bioclass.data.labels import (
     labels_from_folders,
 )
 from bioclass.evaluation.metrics import classification_metrics
-from bioclass.inference.clips import predict_clips
+from bioclass.inference.clips import ClipPooling, predict_clips
 from bioclass.inference.models import load_models
 from bioclass.runtime.device import pick_device
 
@@ -48,11 +48,13 @@ def evaluate_model(
     split: str | None = None,
     batch_size: int = 64,
     device: str = "auto",
+    pooling: str | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
     """Metrics of a checkpoint on labelled clips.
 
-    Clips are prepared exactly as in training's validation (the checkpoint's sample rate, clip
-    length and channel choice; centre crop or zero padding).
+    Clips are prepared and scored exactly as in training's validation (the checkpoint's sample
+    rate, clip length and channel choice; a short clip zero-padded, a long one scored window by
+    window and pooled as the checkpoint's recipe says, unless `pooling` names another method).
 
     Returns:
         (metrics, per-clip predictions table, unreadable files table)
@@ -70,10 +72,14 @@ def evaluate_model(
     dev = pick_device(device)
     model.to(dev)
     dataset = ClipDataset(table, classes, spec, waves)
-    scores, targets = predict_clips(model, dataset, info.activation, batch_size, dev)
+    clip_pooling = ClipPooling(pooling or info.pooling, info.pooling_hop)
+    scores, targets = predict_clips(
+        model, dataset, info.activation, batch_size, dev, pooling=clip_pooling
+    )
     metrics = classification_metrics(scores, targets, classes)
     metrics["model"] = str(model_path)
     metrics["weights"] = "ema" if info.use_ema else "raw"
+    metrics["pooling"] = clip_pooling.method
     predictions = table[["file", "label"]].copy()
     predictions["predicted"] = [classes[i] for i in scores.argmax(axis=1)]
     for c, name in enumerate(classes):

@@ -171,6 +171,10 @@ class TrainSection:
     num_workers: int = 0
     amp: bool = True  # CUDA only
     unlabelled_ratio: float = 1.0  # unlabelled clips per labelled clip in a batch (clar)
+    # Clips longer than audio.clip_seconds are scored window by window (validation, thresholds,
+    # evaluate) and the windows pooled into one clip score.
+    pooling: str = "mean_prob"  # mean_prob | max_prob | mean_logit | centre
+    pooling_hop: float = 0.5  # windows start this fraction of a window apart
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from bioclass.recipe.vocab import (
     LOSSES,
     METRICS,
     NOISE_COLOURS,
+    POOLINGS,
     PRETRAIN_LOSSES,
     SAMPLINGS,
     SCHEDULES,
@@ -87,6 +88,8 @@ def check_settings(recipe: Recipe, rules: Rules) -> None:
     rules.in_range("train.ema_decay", t.ema_decay, 0, 1, "[)")
     rules.one_of("train.metric", t.metric, METRICS)
     rules.one_of("train.schedule", t.schedule, SCHEDULES, suggest=False)
+    rules.one_of("train.pooling", t.pooling, POOLINGS)
+    rules.in_range("train.pooling_hop", t.pooling_hop, 0, 1, "(]")
     rules.at_least(
         "train.num_workers, warmup_iterations and ema_start",
         each(t.num_workers, t.warmup_iterations, t.ema_start),

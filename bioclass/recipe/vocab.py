@@ -14,6 +14,10 @@ SCHEDULES = ("constant", "cosine")
 LOSSES = LOSS_NAMES  # `auto` and the objectives of the registry
 PRETRAIN_LOSSES = ("ntxent", "acl")
 SAMPLINGS = ("random", "non_overlapping", "same")
+# How the windows of a clip longer than the model's window make one clip score: mean of the
+# windows' probabilities, their maximum, the activation of their mean logits, or (as bioclass
+# did before pooling) the centre window alone.
+POOLINGS = ("mean_prob", "max_prob", "mean_logit", "centre")
 
 FADE_SHAPES = ("linear", "logarithmic", "exponential")
 TIME_MASK_FILLS = ("noise", "zero")

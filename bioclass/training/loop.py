@@ -35,7 +35,7 @@ from bioclass.evaluation.metrics import classification_metrics
 from bioclass.evaluation.plots import plot_confusion, plot_learning_curve
 from bioclass.evaluation.report import print_metrics
 from bioclass.evaluation.thresholds import FIT_METHOD, fit_thresholds
-from bioclass.inference.clips import predict_clips
+from bioclass.inference.clips import ClipPooling, predict_clips
 from bioclass.models import frontend_config, model_from_recipe
 from bioclass.recipe import Recipe, dump_recipe, recipe_from_dict, recipe_to_dict
 from bioclass.runtime.device import pick_device
@@ -58,6 +58,11 @@ class TrainResult:
     run_dir: Path
     best: dict[str, Any]  # iteration, weights ('raw'/'ema'), metric value, full val metrics
     history: pd.DataFrame
+
+
+def clip_pooling(recipe: Recipe) -> ClipPooling:
+    """How validation and threshold fitting score clips longer than the window."""
+    return ClipPooling(recipe.train.pooling, recipe.train.pooling_hop)
 
 
 def total_iterations(recipe: Recipe, n_train: int) -> int:
@@ -278,6 +283,7 @@ class _Fit:
                 self.activation,
                 self.recipe.train.batch_size * 2,
                 self.dev,
+                pooling=clip_pooling(self.recipe),
             )
             metrics = classification_metrics(scores, targets, self.data.classes)
             value = metrics[metric] if metrics[metric] is not None else float("-inf")
@@ -341,7 +347,12 @@ def _store_thresholds(path: Path, data: PreparedData, recipe: Recipe, dev: torch
     model, ckpt = load_model(path)
     activation = checkpoint_info(ckpt, path).activation
     scores, targets = predict_clips(
-        model.to(dev), data.val, activation, recipe.train.batch_size * 2, dev
+        model.to(dev),
+        data.val,
+        activation,
+        recipe.train.batch_size * 2,
+        dev,
+        pooling=clip_pooling(recipe),
     )
     ckpt["thresholds"] = fit_thresholds(scores, targets, data.classes, recipe.data.background_label)
     ckpt["thresholds_method"] = f"{FIT_METHOD} ({len(data.val)} validation clips)"
