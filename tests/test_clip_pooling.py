@@ -128,3 +128,38 @@ def test_evaluate_pools_the_windows_a_scan_scores(
     assert code == 0, output
     centre = pd.read_csv(predictions).set_index("file")
     assert not np.allclose(centre["score_pulses"], expected["score_pulses"])
+
+
+def test_thresholds_are_fitted_on_the_scans_decision_per_clip(trained: Path) -> None:
+    """A scan reports a class where any window reaches its threshold: the stored thresholds are
+    fitted on the maximum over each validation clip's windows."""
+    from bioclass.checkpoint import load_model
+    from bioclass.data.clips import decode_all
+    from bioclass.evaluation.thresholds import fit_thresholds
+
+    model, ckpt = load_model(trained / "model.pt")
+    info = checkpoint_info(ckpt)
+    split = pd.read_csv(trained / "split.csv")
+    val = split[split["split"] == "val"].reset_index(drop=True)
+    spec = ClipSpec(info.sample_rate, info.window_seconds, info.channel)
+    waves, val, _ = decode_all(val, spec, max_bad_fraction=0.0)
+    assert max(len(w) for w in waves) > spec.n_samples  # some clips span several windows
+    dataset = ClipDataset(val, list(info.classes), spec, waves)
+    scores, targets = predict_clips(
+        model, dataset, info.activation, pooling=ClipPooling("max_prob")
+    )
+    fitted = fit_thresholds(scores, targets, list(info.classes), info.background_label)
+    stored = {c: v["threshold"] for c, v in ckpt["thresholds"].items()}
+    assert stored == pytest.approx({c: v["threshold"] for c, v in fitted.items()})
+    assert "max_prob over windows" in ckpt["thresholds_method"]
+
+
+@pytest.mark.parametrize(
+    ("validation", "thresholds"),
+    [("mean_prob", "max_prob"), ("mean_logit", "max_prob"), ("centre", "centre")],
+)
+def test_threshold_pooling_follows_the_scans_rule(validation: str, thresholds: str) -> None:
+    from bioclass.training.loop import threshold_pooling
+
+    recipe = recipe_from_dict({"train": {"pooling": validation, "pooling_hop": 0.25}})
+    assert threshold_pooling(recipe) == ClipPooling(thresholds, 0.25)
