@@ -85,12 +85,75 @@ def assign_splits(table: pd.DataFrame, duplicates: list[list[str]], recipe: Reci
     return table
 
 
-def prepare_data(
+@dataclass
+class LabelledClips:
+    """The labelled clips of a recipe, read, split and decoded once, ready to be partitioned
+    into training and validation clips (once, or once per cross-validation fold).
+
+    Attributes:
+        table: every row with its `group` and `split` (train/val/test) and a `_row` number.
+        used: the readable train and validation rows (`_row` numbers into `table`).
+        waves: their decoded audio (None when clips are decoded on demand).
+    """
+
+    recipe: Recipe
+    classes: list[str]
+    source: str
+    table: pd.DataFrame
+    used: pd.DataFrame
+    waves: list[np.ndarray] | None
+    bad: pd.DataFrame
+    duplicates: list[list[str]]
+
+    def partition(self, val_mask: np.ndarray, split: pd.DataFrame | None = None) -> PreparedData:
+        """Training and validation datasets: the used rows where `val_mask` is True validate.
+
+        Args:
+            val_mask: (len(used),) bool.
+            split: the split table to report (default: `table` as split by the recipe).
+        """
+        recipe, classes, used, waves = self.recipe, self.classes, self.used, self.waves
+        train_mask = ~np.asarray(val_mask, dtype=bool)
+        missing = [c for c in classes if c not in set(used.loc[train_mask, "label"])]
+        if missing:
+            raise LabelError(f"{self.source}: class '{missing[0]}' has no readable training clips")
+        no_val = [c for c in classes if c not in set(used.loc[~train_mask, "label"])]
+        if no_val:
+            log.warning(
+                "no validation clips for class(es) %s: their recall is not measured",
+                ", ".join(no_val),
+            )
+        table = self.table if split is None else split
+        train_rows = used[train_mask].reset_index(drop=True)
+        train_waves = _subset(waves, train_mask)
+        train_rows, train_waves, table, extra_bad = _semi_supervised(
+            recipe, train_rows, train_waves, table
+        )
+        spec = clip_spec(recipe)
+        views = resolve_objective(recipe).views
+        bad = self.bad
+        return PreparedData(
+            classes=classes,
+            train=ClipDataset(train_rows, classes, spec, train_waves, recipe.wave_augment, views),
+            val=ClipDataset(
+                used[~train_mask].reset_index(drop=True), classes, spec, _subset(waves, ~train_mask)
+            ),
+            split=table.drop(columns="_row"),
+            bad=pd.concat([bad, extra_bad], ignore_index=True) if len(extra_bad) else bad,
+            duplicates=self.duplicates,
+        )
+
+
+def _subset(waves: list | None, mask: np.ndarray) -> list | None:
+    return None if waves is None else [w for w, m in zip(waves, mask, strict=True) if m]
+
+
+def load_labelled(
     recipe: Recipe,
     on_progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
-) -> PreparedData:
-    """Read labels, find duplicates, split, and decode (or probe) every clip.
+) -> LabelledClips:
+    """Read labels, find duplicates, split, and decode (or probe) every train/val clip.
 
     Args:
         recipe: the validated recipe.
@@ -122,36 +185,17 @@ def prepare_data(
     else:
         used_ok, bad = _probe_all(used, recipe.data.max_bad_fraction, on_progress)
         waves = None
-    train_mask = (used_ok["split"] == "train").to_numpy()
-    missing = [c for c in classes if c not in set(used_ok.loc[train_mask, "label"])]
-    if missing:
-        raise LabelError(f"{source}: class '{missing[0]}' has no readable training clips")
-    no_val = [c for c in classes if c not in set(used_ok.loc[~train_mask, "label"])]
-    if no_val:
-        log.warning(
-            "no validation clips for class(es) %s: their recall is not measured", ", ".join(no_val)
-        )
+    return LabelledClips(recipe, classes, source, table, used_ok, waves, bad, duplicates)
 
-    train_rows = used_ok[train_mask].reset_index(drop=True)
-    train_waves = (
-        None if waves is None else [w for w, m in zip(waves, train_mask, strict=True) if m]
-    )
-    train_rows, train_waves, table, extra_bad = _semi_supervised(
-        recipe, train_rows, train_waves, table
-    )
-    val_rows = used_ok[~train_mask].reset_index(drop=True)
-    val_waves = (
-        None if waves is None else [w for w, m in zip(waves, train_mask, strict=True) if not m]
-    )
-    views = resolve_objective(recipe).views
-    return PreparedData(
-        classes=classes,
-        train=ClipDataset(train_rows, classes, spec, train_waves, recipe.wave_augment, views),
-        val=ClipDataset(val_rows, classes, spec, val_waves),
-        split=table.drop(columns="_row"),
-        bad=pd.concat([bad, extra_bad], ignore_index=True) if len(extra_bad) else bad,
-        duplicates=duplicates,
-    )
+
+def prepare_data(
+    recipe: Recipe,
+    on_progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> PreparedData:
+    """Read, split and decode the recipe's labelled clips into training and validation sets."""
+    clips = load_labelled(recipe, on_progress, on_total)
+    return clips.partition((clips.used["split"] == "val").to_numpy())
 
 
 def _semi_supervised(

@@ -50,3 +50,44 @@ def grouped_split(
         holders = [g for g in counts.index if g in val_groups and counts.at[g, label] > 0]
         val_groups.discard(holders[0])
     return pd.Series(np.where(groups.isin(val_groups), "val", "train"), index=table.index)
+
+
+def grouped_folds(
+    table: pd.DataFrame, n_folds: int, seed: int, group_column: str = "group"
+) -> pd.Series:
+    """Assign whole groups to `n_folds` folds so each class is spread as evenly as it can be.
+
+    Groups are visited in a seeded random order, the groups of rare classes first (they decide
+    whether every fold can see a class), each one going to the fold that holds least of its
+    classes so far (relative to their totals), ties to the smallest fold.
+
+    Returns:
+        A Series of fold numbers 0 .. n_folds - 1 aligned with `table`'s index.
+
+    Raises:
+        BioclassError: fewer groups than folds.
+    """
+    groups = table[group_column].astype(str) if group_column in table.columns else table["file"]
+    counts = pd.crosstab(groups, table["label"])  # (n_groups, n_classes)
+    if len(counts) < n_folds:
+        raise BioclassError(
+            f"train.cv_folds is {n_folds} but the clips come from only {len(counts)} "
+            "groups/recordings (each fold needs whole groups): use fewer folds"
+        )
+    totals = np.maximum(counts.sum(axis=0).to_numpy(), 1)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(counts))
+    rarity = (counts.to_numpy() / totals).max(axis=1)
+    order = order[np.argsort(-rarity[order], kind="stable")]
+    held = np.zeros((n_folds, counts.shape[1]))  # share of each class per fold
+    sizes = np.zeros(n_folds)
+    fold_of = {}
+    for i in order:
+        row = counts.iloc[i].to_numpy() / totals
+        present = row > 0
+        load = held[:, present].sum(axis=1)  # how much of these classes each fold has
+        best = int(np.lexsort((sizes, load))[0])
+        held[best] += row
+        sizes[best] += counts.iloc[i].sum()
+        fold_of[counts.index[i]] = best
+    return pd.Series(groups.map(fold_of).to_numpy(), index=table.index)

@@ -89,6 +89,39 @@ def _batches(
 
 
 @torch.no_grad()
+def clip_window_logits(
+    model: nn.Module,
+    dataset: ClipDataset,
+    pooling: ClipPooling,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    on_progress: Callable[[int], None] | None = None,
+) -> list[torch.Tensor]:
+    """(K_i, C) float32 logits of each clip's windows, on the CPU, in dataset order (one
+    forward pass, which several poolings can then share)."""
+    was_training = model.training
+    model.eval()
+    out: list[torch.Tensor] = []
+    for windows, counts in _batches(dataset, pooling, batch_size):
+        logits = model(torch.from_numpy(windows).to(device)).float().cpu()  # (W, T) -> (W, C)
+        out.extend(logits.split(counts))
+        if on_progress is not None:
+            on_progress(len(counts))
+    model.train(was_training)
+    return out
+
+
+def pool_clips(
+    window_logits: list[torch.Tensor], activation: Activation | str, method: str, n_classes: int
+) -> np.ndarray:
+    """(N, C) float32 clip scores from each clip's window logits."""
+    activation = Activation.parse(activation)  # callers may pass the checkpoint's string
+    if not window_logits:
+        return np.zeros((0, n_classes), np.float32)
+    pooled = [pool_scores(logits, activation, method) for logits in window_logits]
+    return torch.stack(pooled).numpy().astype(np.float32)
+
+
 def predict_clips(
     model: nn.Module,
     dataset: ClipDataset,
@@ -103,18 +136,7 @@ def predict_clips(
     Returns:
         scores (N, C) float32 and true class indices (N,).
     """
-    activation = Activation.parse(activation)  # callers may pass the checkpoint's string
     pooling = pooling if pooling is not None else ClipPooling()
-    was_training = model.training
-    model.eval()
-    out = []
-    for windows, counts in _batches(dataset, pooling, batch_size):
-        logits = model(torch.from_numpy(windows).to(device)).float()  # (W, T) -> (W, C)
-        for clip_logits in logits.split(counts):  # (K, C) per clip
-            out.append(pool_scores(clip_logits, activation, pooling.method).cpu().numpy())
-        if on_progress is not None:
-            on_progress(len(counts))
-    model.train(was_training)
-    n_classes = len(dataset.classes)
-    scores = np.stack(out).astype(np.float32) if out else np.zeros((0, n_classes), np.float32)
+    logits = clip_window_logits(model, dataset, pooling, batch_size, device, on_progress)
+    scores = pool_clips(logits, activation, pooling.method, len(dataset.classes))
     return scores, dataset.targets.copy()
