@@ -11,11 +11,13 @@ Commands that run a model read what they need through `CheckpointInfo` (built by
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from bioclass import __version__
@@ -23,6 +25,7 @@ from bioclass.core.activation import Activation
 from bioclass.core.atomic import atomic_file
 from bioclass.core.errors import BioclassError
 from bioclass.models import Classifier, FrontendConfig, create_model
+from bioclass.models.panns import panns_encoder_weights, panns_state_dict
 
 FORMAT = 1
 
@@ -67,25 +70,54 @@ def model_checkpoint(
     }
 
 
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint dict safely and check its format."""
+def _numpy_globals() -> list[Any]:
+    """What numpy arrays and scalars in a pickle need, and nothing that runs code: numeric dtypes
+    only (an object array needs ObjectDType, which stays refused). PANNs' training checkpoints
+    hold their data sampler's state as numpy arrays next to the weights."""
+    core = np._core.multiarray if hasattr(np, "_core") else np.core.multiarray
+    numeric = [type(np.dtype(code)) for code in "?bhilqBHILQefdgFDG"]
+    # Files pickled under numpy 1 name the functions numpy.core.multiarray.*.
+    numpy1 = [(f, f"numpy.core.multiarray.{f.__name__}") for f in (core._reconstruct, core.scalar)]
+    return [np.ndarray, np.dtype, *numeric, core._reconstruct, core.scalar, *numpy1]
+
+
+def _load(path: str | Path, kind: str, numpy_arrays: bool = False) -> Any:
+    """`torch.load` with `weights_only=True` (tensors and plain data, never arbitrary objects).
+
+    Args:
+        path: the file.
+        kind: what the file should be, for the message when it cannot be read.
+        numpy_arrays: also accept numeric numpy arrays and scalars (PANNs checkpoints).
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    # torch < 2.5 has no scoped allowlist: there numpy arrays stay refused (an unreadable file).
+    scoped = numpy_arrays and hasattr(torch.serialization, "safe_globals")
+    allowed = torch.serialization.safe_globals(_numpy_globals()) if scoped else nullcontext()
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with allowed:
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or non-checkpoint files
-        raise CheckpointError(
-            f"{path}: not a readable bioclass checkpoint ({type(exc).__name__})"
-        ) from None
+        raise CheckpointError(f"{path}: not a readable {kind} ({type(exc).__name__})") from None
+
+
+def _checked(ckpt: Any, path: str | Path, kind: str = "a bioclass checkpoint") -> dict[str, Any]:
+    """`ckpt` if it is a bioclass checkpoint this version can read (`kind`: what else it could
+    have been, for the message)."""
     if not isinstance(ckpt, dict) or "format" not in ckpt:
-        raise CheckpointError(f"{path}: not a bioclass checkpoint")
+        raise CheckpointError(f"{path}: not {kind}")
     if ckpt["format"] > FORMAT:
         raise CheckpointError(
             f"{path}: checkpoint format {ckpt['format']} is newer than this bioclass "
             f"({__version__}, format {FORMAT}); upgrade bioclass to load it"
         )
     return ckpt
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint dict safely and check its format."""
+    return _checked(_load(path, "bioclass checkpoint"), path)
 
 
 class ModelKind(str, Enum):
@@ -242,12 +274,24 @@ def load_encoder_weights(
 def encoder_weights(
     path: str | Path, model_name: str, frontend: FrontendConfig
 ) -> dict[str, torch.Tensor]:
-    """The weights of a checkpoint, after checking it suits `model_name` with `frontend`.
+    """The encoder weights of a bioclass checkpoint, or of an AudioSet-pretrained PANNs checkpoint
+    renamed to bioclass's names, after checking they suit `model_name` with `frontend`.
 
     Raises:
-        CheckpointError: unreadable, or a different architecture or front end.
+        CheckpointError: unreadable, neither kind, or a different architecture or front end.
     """
-    ckpt = read_checkpoint(path)
+    data = _load(path, "bioclass or PANNs checkpoint", numpy_arrays=True)
+    panns = panns_state_dict(data)
+    if panns is not None:
+        try:
+            return panns_encoder_weights(panns, model_name, frontend, str(path))
+        except BioclassError as exc:
+            raise CheckpointError(str(exc)) from None
+    ckpt = _checked(
+        data,
+        path,
+        "a bioclass checkpoint (model.pt, encoder.pt) nor a PANNs one (e.g. Cnn14_mAP=0.431.pth)",
+    )
     if ckpt.get("model_name") != model_name:
         raise CheckpointError(
             f"{path}: holds a {ckpt.get('model_name')} encoder, the recipe trains {model_name} "
