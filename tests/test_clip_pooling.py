@@ -159,7 +159,7 @@ def test_thresholds_are_fitted_on_the_scans_decision_per_clip(trained: Path) -> 
     [("mean_prob", "max_prob"), ("mean_logit", "max_prob"), ("centre", "centre")],
 )
 def test_threshold_pooling_follows_the_scans_rule(validation: str, thresholds: str) -> None:
-    from bioclass.training.loop import threshold_pooling
+    from bioclass.training.fit import threshold_pooling
 
     recipe = recipe_from_dict({"train": {"pooling": validation, "pooling_hop": 0.25}})
     assert threshold_pooling(recipe) == ClipPooling(thresholds, 0.25)

@@ -105,12 +105,13 @@ class LabelledClips:
     bad: pd.DataFrame
     duplicates: list[list[str]]
 
-    def partition(self, val_mask: np.ndarray, split: pd.DataFrame | None = None) -> PreparedData:
+    def partition(self, val_mask: np.ndarray, quiet: bool = False) -> PreparedData:
         """Training and validation datasets: the used rows where `val_mask` is True validate.
 
         Args:
             val_mask: (len(used),) bool.
-            split: the split table to report (default: `table` as split by the recipe).
+            quiet: no warning for classes without validation clips (a run that trains on
+                everything on purpose).
         """
         recipe, classes, used, waves = self.recipe, self.classes, self.used, self.waves
         train_mask = ~np.asarray(val_mask, dtype=bool)
@@ -118,12 +119,12 @@ class LabelledClips:
         if missing:
             raise LabelError(f"{self.source}: class '{missing[0]}' has no readable training clips")
         no_val = [c for c in classes if c not in set(used.loc[~train_mask, "label"])]
-        if no_val:
+        if no_val and not quiet:
             log.warning(
                 "no validation clips for class(es) %s: their recall is not measured",
                 ", ".join(no_val),
             )
-        table = self.table if split is None else split
+        table = self.table
         train_rows = used[train_mask].reset_index(drop=True)
         train_waves = _subset(waves, train_mask)
         train_rows, train_waves, table, extra_bad = _semi_supervised(

@@ -175,6 +175,12 @@ class TrainSection:
     # evaluate) and the windows pooled into one clip score.
     pooling: str = "mean_prob"  # mean_prob | max_prob | mean_logit | centre
     pooling_hop: float = 0.5  # windows start this fraction of a window apart
+    # Model selection: the best model is the one whose metric, averaged over its last
+    # `smoothing` validations, is highest (1: the single best validation).
+    smoothing: int = 1
+    # Grouped, stratified K-fold cross-validation picks the iteration count (and raw or EMA
+    # weights), then the final model trains on all train+val clips (null: one split).
+    cv_folds: int | None = None
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,9 @@ def check_settings(recipe: Recipe, rules: Rules) -> None:
     rules.one_of("train.schedule", t.schedule, SCHEDULES, suggest=False)
     rules.one_of("train.pooling", t.pooling, POOLINGS)
     rules.in_range("train.pooling_hop", t.pooling_hop, 0, 1, "(]")
+    rules.at_least("train.smoothing", t.smoothing, 1)
+    if t.cv_folds is not None:
+        rules.at_least("train.cv_folds", t.cv_folds, 2, note="(or null: one split)")
     rules.at_least(
         "train.num_workers, warmup_iterations and ema_start",
         each(t.num_workers, t.warmup_iterations, t.ema_start),

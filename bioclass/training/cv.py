@@ -1,0 +1,218 @@
+"""`train.cv_folds`: model selection by grouped, stratified K-fold cross-validation, for the
+small labelled sets where one validation split of a few clips picks a lucky round.
+
+Each fold trains on the other folds' groups and validates on its own, with the recipe's
+schedule. The validation rounds are averaged over the folds (mean and standard deviation per
+iteration, raw and EMA weights); the round with the best mean metric sets the iteration count
+and the weights. The final model then trains on every train and validation clip for that
+count, with no validation of its own: its thresholds are fitted on the folds' out-of-fold
+scores at the chosen round, and the cross-validated metrics stand as its estimate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from bioclass.checkpoint import atomic_save, read_checkpoint
+from bioclass.core.console import console
+from bioclass.core.errors import BioclassError
+from bioclass.data.prepare import LabelledClips
+from bioclass.data.split import grouped_folds
+from bioclass.evaluation.metrics import classification_metrics
+from bioclass.evaluation.plots import plot_confusion
+from bioclass.evaluation.report import print_metrics
+from bioclass.evaluation.thresholds import FIT_METHOD, fit_thresholds
+from bioclass.recipe import Recipe
+from bioclass.runtime.loop import RunInterrupted
+from bioclass.runtime.rundir import RunDirectory
+from bioclass.training.fit import BEST, Fit, threshold_pooling
+
+METRICS = ("uar", "map", "accuracy")
+CV_METRICS = "cv_metrics.csv"  # one row per validation round: mean and sd over the folds
+
+
+@dataclasses.dataclass
+class FoldResult:
+    """What one fold left behind for the selection."""
+
+    history: pd.DataFrame  # its metrics.csv rows, with a `fold` column
+    # (iteration, weights) -> out-of-fold clip scores, pooled as validation pools them...
+    metric_scores: dict[tuple[int, str], np.ndarray]
+    # ... and as threshold fitting pools them
+    threshold_scores: dict[tuple[int, str], np.ndarray]
+    targets: np.ndarray  # (n_val,) class indices of its validation clips
+
+
+def cross_validate(
+    recipe: Recipe, clips: LabelledClips, run: RunDirectory, dev: torch.device
+) -> dict[str, Any]:
+    """Cross-validate, choose the round, train the final model; returns its best.json entry."""
+    k = int(recipe.train.cv_folds)
+    folds = grouped_folds(clips.used, k, recipe.seed).to_numpy()
+    split = clips.table.copy()
+    split["fold"] = pd.NA
+    split.loc[clips.used["_row"].to_numpy(), "fold"] = folds + 1
+    run.write_table("split.csv", split.drop(columns="_row"))
+    results = []
+    for fold in range(k):
+        console.print(f"[bold]cross-validation fold {fold + 1} of {k}[/]")
+        results.append(_train_fold(recipe, clips, folds == fold, fold + 1, run, dev))
+    summary = summarise(pd.concat([r.history for r in results], ignore_index=True))
+    run.write_table(CV_METRICS, summary)
+    chosen = choose_round(summary, recipe.train.metric, recipe.train.smoothing)
+    console.print(_describe_choice(summary, chosen, recipe.train.metric, k))
+    key = (int(chosen["iteration"]), str(chosen["weights"]))
+    scores = np.concatenate([r.threshold_scores[key] for r in results])
+    targets = np.concatenate([r.targets for r in results])
+    final = _train_final(recipe, clips, key, run, dev)
+    _store_cv_thresholds(run / BEST, scores, targets, clips, recipe)
+    best = {
+        "iteration": key[0],
+        "weights": key[1],
+        "metric": recipe.train.metric,
+        "value": float(chosen[f"{recipe.train.metric}_mean"]),
+        "selection": f"{k}-fold grouped cross-validation",
+        "cv": {m: {"mean": chosen[f"{m}_mean"], "sd": chosen[f"{m}_sd"]} for m in METRICS},
+        # The out-of-fold predictions at the chosen round, pooled over the folds.
+        "metrics": classification_metrics(
+            np.concatenate([r.metric_scores[key] for r in results]), targets, clips.classes
+        ),
+        "final_history": final,
+    }
+    run.write_text("best.json", json.dumps(best, indent=2, default=float))
+    plot_confusion(
+        np.array(best["metrics"]["confusion"]),
+        clips.classes,
+        run / "confusion_matrix.png",
+        f"Out-of-fold clips, {key[1]} weights, iteration {key[0]}",
+    )
+    print_metrics(
+        best["metrics"],
+        f"Cross-validated ({k} folds, out-of-fold clips): iteration {key[0]}, {key[1]} weights",
+    )
+    return best
+
+
+def _train_fold(
+    recipe: Recipe,
+    clips: LabelledClips,
+    val_mask: np.ndarray,
+    fold: int,
+    run: RunDirectory,
+    dev: torch.device,
+) -> FoldResult:
+    """Train on the other folds, validate on this one; its files go to cv/fold_N."""
+    data = clips.partition(val_mask)
+    fold_run = RunDirectory.create(run / "cv" / f"fold_{fold}")
+    console.print(f"training clips: {len(data.train)}   validation clips: {len(data.val)}")
+    fit = Fit(recipe, data, fold_run, dev, None, keep_threshold_scores=True)
+    try:
+        fit.run()
+    except RunInterrupted:
+        raise BioclassError(
+            f"interrupted in cross-validation fold {fold}; a cross-validated run cannot be "
+            f"resumed yet: start it again (into a new --out)"
+        ) from None
+    history = pd.DataFrame(fit.state.history).assign(fold=fold)
+    if history.empty:
+        raise BioclassError(
+            "cross-validation fold ended without a validation: set train.eval_every"
+        )
+    return FoldResult(history, fit.metric_scores, fit.threshold_scores, data.val.targets.copy())
+
+
+def summarise(history: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation over the folds of each validation round.
+
+    Rounds that not every fold reached (an epoch-based schedule gives folds of different sizes
+    different lengths) are left out: their mean would compare unlike things.
+    """
+    n_folds = history["fold"].nunique()
+    grouped = history.groupby(["iteration", "weights"], sort=True)
+    summary = grouped[list(METRICS)].agg(["mean", "std"])
+    summary.columns = [f"{m}_{'sd' if s == 'std' else s}" for m, s in summary.columns]
+    summary["folds"] = grouped.size()
+    summary = summary[summary["folds"] == n_folds].reset_index()
+    return summary
+
+
+def choose_round(summary: pd.DataFrame, metric: str, smoothing: int = 1) -> pd.Series:
+    """The round with the best mean metric (over `smoothing` consecutive rounds of the same
+    weights); ties go to the earlier round, raw weights before EMA."""
+    column = f"{metric}_mean"
+    ranked = summary.copy()
+    ranked["_value"] = ranked.groupby("weights")[column].transform(
+        lambda v: v.rolling(smoothing, min_periods=1).mean()
+    )
+    if ranked["_value"].isna().all():
+        raise BioclassError(f"cross-validation measured no {metric} (no validation clips?)")
+    order = ranked.sort_values(
+        ["_value", "iteration", "weights"], ascending=[False, True, False], kind="mergesort"
+    )
+    return order.iloc[0].drop(labels="_value")
+
+
+def _describe_choice(summary: pd.DataFrame, chosen: pd.Series, metric: str, k: int) -> str:
+    rows = [
+        f"  iteration {int(r.iteration):>6} {r.weights:>3}: {metric} "
+        f"{getattr(r, f'{metric}_mean'):.3f} ± {getattr(r, f'{metric}_sd'):.3f}"
+        for r in summary.itertuples()
+    ]
+    return (
+        f"cross-validation ({k} folds), mean ± sd per validation round:\n"
+        + "\n".join(rows)
+        + f"\nchosen: iteration {int(chosen['iteration'])}, {chosen['weights']} weights"
+    )
+
+
+def _train_final(
+    recipe: Recipe,
+    clips: LabelledClips,
+    key: tuple[int, str],
+    run: RunDirectory,
+    dev: torch.device,
+) -> list[dict[str, Any]]:
+    """Train on every train and validation clip for the chosen number of iterations and save
+    the chosen weights as model.pt."""
+    iterations, weights = key
+    final_recipe = dataclasses.replace(
+        recipe, train=dataclasses.replace(recipe.train, iterations=iterations, epochs=None)
+    )
+    data = clips.partition(np.zeros(len(clips.used), dtype=bool), quiet=True)
+    console.print(
+        f"[bold]final model[/]: {len(data.train)} clips, {iterations} iterations, {weights} weights"
+    )
+    fit = Fit(final_recipe, data, run, dev, None, validate=False)
+    try:
+        fit.run()
+    except RunInterrupted:
+        raise BioclassError(
+            "interrupted while training the final model; a cross-validated run cannot be "
+            "resumed yet: start it again (into a new --out)"
+        ) from None
+    fit.save_model(use_ema=weights == "ema", extra={"iteration": iterations})
+    return fit.state.history
+
+
+def _store_cv_thresholds(
+    path: Path, scores: np.ndarray, targets: np.ndarray, clips: LabelledClips, recipe: Recipe
+) -> None:
+    """Thresholds of the final model from the folds' out-of-fold scores at the chosen round
+    (the final model has no clips of its own left to fit them on)."""
+    ckpt = read_checkpoint(path)
+    ckpt["thresholds"] = fit_thresholds(
+        scores, targets, clips.classes, recipe.data.background_label
+    )
+    method = threshold_pooling(recipe).method
+    ckpt["thresholds_method"] = (
+        f"{FIT_METHOD} ({len(targets)} out-of-fold clips of {recipe.train.cv_folds}-fold "
+        f"cross-validation, {method} over windows)"
+    )
+    atomic_save(ckpt, path)

@@ -1,0 +1,336 @@
+"""One training run of the supervised recipe (Pellegrini 2021) on prepared data: the step
+(SpecAugment, MixUp, the objective's loss, EMA) and the validation of raw and EMA weights that
+`run_loop` calls, model selection, and threshold fitting on the best model.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bioclass.augment.spec import mixup, spec_augment
+from bioclass.checkpoint import (
+    atomic_save,
+    checkpoint_info,
+    load_encoder_weights,
+    load_model,
+    model_checkpoint,
+)
+from bioclass.core.console import console
+from bioclass.core.errors import BioclassError
+from bioclass.data.prepare import PreparedData
+from bioclass.data.sampler import BatchSampler
+from bioclass.evaluation.metrics import classification_metrics
+from bioclass.evaluation.thresholds import FIT_METHOD, fit_thresholds
+from bioclass.inference.clips import ClipPooling, clip_window_logits, pool_clips, predict_clips
+from bioclass.models import frontend_config, model_from_recipe
+from bioclass.recipe import Recipe, recipe_to_dict
+from bioclass.runtime.loop import LoopPlan, run_loop
+from bioclass.runtime.precision import autocast, training_dtype
+from bioclass.runtime.rundir import LAST, RunDirectory
+from bioclass.runtime.state import TrainingState
+from bioclass.training.ema import WeightEMA
+from bioclass.training.objectives import Objective
+
+log = logging.getLogger(__name__)
+
+BEST = "model.pt"  # best weights by the recipe's metric: what scan/evaluate use
+
+
+def clip_pooling(recipe: Recipe) -> ClipPooling:
+    """How validation and threshold fitting score clips longer than the window."""
+    return ClipPooling(recipe.train.pooling, recipe.train.pooling_hop)
+
+
+def threshold_pooling(recipe: Recipe) -> ClipPooling:
+    """How threshold fitting scores clips longer than the window.
+
+    A scan reports a class where any window's score reaches its threshold, so a long clip's
+    score is the maximum over its windows (the scan's own decision for that clip), whatever
+    pooling ranks models in validation: a mean would fit thresholds too low for single windows
+    (on the quickstart, mean-fitted thresholds let trill through 13 times for 7 calls).
+    """
+    pooling = clip_pooling(recipe)
+    if pooling.method == "centre":
+        return pooling
+    return ClipPooling("max_prob", pooling.hop_fraction)
+
+
+def total_iterations(recipe: Recipe, n_train: int) -> int:
+    """train.iterations, or train.epochs worth of batches (the paper: 60k iterations)."""
+    t = recipe.train
+    if t.iterations is not None:
+        return t.iterations
+    if t.epochs is not None:
+        return t.epochs * max(1, math.ceil(n_train / t.batch_size))
+    raise BioclassError("the recipe sets neither train.iterations nor train.epochs")
+
+
+class Fit:
+    """One training run on prepared data: the step and validation `run_loop` calls.
+
+    Args:
+        recipe, data, run, dev: what to train, on what, where to write, on which device.
+        saved: the state of an interrupted run to resume, or None.
+        validate: False trains without validating (cross-validation's final model).
+        keep_threshold_scores: keep each validation's clip scores as threshold fitting pools
+            them (`threshold_scores`), for cross-validation's out-of-fold thresholds.
+    """
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        data: PreparedData,
+        run: RunDirectory,
+        dev: torch.device,
+        saved: dict[str, Any] | None,
+        validate: bool = True,
+        keep_threshold_scores: bool = False,
+    ) -> None:
+        t = recipe.train
+        self.recipe, self.data, self.rundir, self.dev = recipe, data, run, dev
+        self.validate = validate
+        self.keep_threshold_scores = keep_threshold_scores
+        # (iteration, weights) -> (n_val, C) validation clip scores, pooled as validation
+        # pools them and as threshold fitting does (kept with `keep_threshold_scores`).
+        self.metric_scores: dict[tuple[int, str], np.ndarray] = {}
+        self.threshold_scores: dict[tuple[int, str], np.ndarray] = {}
+        n_iterations = total_iterations(recipe, len(data.train))
+        self.plan = LoopPlan(
+            "training", "train", n_iterations, t.lr, t.warmup_iterations, t.schedule, t.eval_every
+        )
+        self.frontend = frontend_config(recipe)
+        self.model = model_from_recipe(recipe, len(data.classes)).to(dev)
+        if recipe.model.init_from and saved is None:
+            n_loaded = load_encoder_weights(
+                self.model, recipe.model.init_from, recipe.model.name, self.frontend
+            )
+            console.print(f"initialised {n_loaded} encoder tensors from {recipe.model.init_from}")
+        self.objective = Objective.build(recipe, self.model, n_iterations)
+        if self.objective.head is not None:
+            self.objective.head.to(dev)
+        if dev.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.Adam(
+            [*self.model.parameters(), *self.objective.parameters()],
+            lr=t.lr,
+            weight_decay=t.weight_decay,
+        )
+        self.amp_dtype = training_dtype(dev, t.amp)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        # With EMA off the average never starts: only raw weights are validated and saved.
+        self.ema = WeightEMA(self.model, t.ema_decay, t.ema_start if t.ema else n_iterations)
+        # Validation loads raw or EMA weights into a second copy, leaving the trained one as is.
+        self.eval_model = model_from_recipe(recipe, len(data.classes)).to(dev)
+        self.activation = self.objective.spec.activation.value
+        self.recipe_dict = recipe_to_dict(recipe)
+        self.state = TrainingState()
+        if saved is not None:
+            self.state = TrainingState.from_checkpoint(saved)
+            self.model.load_state_dict(saved["weights"])
+            self.state.restore(self.optimizer, self.objective.head)
+            self.ema.load_state(saved["ema_weights"], self.state.iteration)
+            console.print(f"resuming at iteration {self.state.iteration} of {n_iterations}")
+
+    def run(self) -> None:
+        """Train from the current state to the last iteration."""
+        t, recipe = self.recipe.train, self.recipe
+        n_unlabelled = (
+            int(round(t.unlabelled_ratio * t.batch_size))
+            if self.objective.spec.learns_from_unlabelled
+            else 0
+        )
+        sampler = BatchSampler(
+            self.data.train.targets,
+            t.batch_size,
+            recipe.seed,
+            recipe.data.balanced,
+            self.state.iteration,
+            self.plan.n_iterations,
+            n_unlabelled=n_unlabelled,
+        )
+        loader = torch.utils.data.DataLoader(
+            self.data.train,
+            batch_sampler=sampler,
+            num_workers=t.num_workers,
+            pin_memory=self.dev.type == "cuda",
+            persistent_workers=False,
+            # A private generator: the loader must not draw from the global RNG (dropout's).
+            generator=torch.Generator().manual_seed(recipe.seed),
+        )
+        self.model.train()
+        run_loop(self.plan, loader, self.optimizer, self, self.state, self.rundir)
+
+    def step(self, iteration: int, batch: tuple[torch.Tensor, torch.Tensor]) -> float:
+        """One optimiser step (log-mel, SpecAugment, MixUp, the objective's loss, update), then
+        the EMA update.
+
+        Args:
+            batch: (B, T) clips, or (B, V, T) augmented views of each clip (clar), and (B,)
+                class indices, -1 for unlabelled clips.
+        """
+        wave, y = batch
+        # The augmentation draws of step i depend on the seed and i only: resumable exactly.
+        rng = np.random.default_rng([self.recipe.seed, 7, iteration])
+        self.objective.set_mode(self.model, iteration)
+        wave, y = self._on_device(wave, y)
+        with autocast(self.dev, self.amp_dtype):
+            spec, target = self._augmented(wave, y, rng)
+            loss = self.objective.loss(self.model, spec, y, target, iteration)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.ema.update(self.model, iteration)
+        return float(loss.detach())
+
+    def _on_device(self, wave: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch on the device, views flattened into rows."""
+        wave = wave.to(self.dev, non_blocking=True)
+        y = y.to(self.dev, non_blocking=True)
+        if wave.dim() == 3:  # views: view-major order, so rows [0, B) and [B, 2B) pair up
+            n_views = wave.shape[1]
+            wave = wave.transpose(0, 1).reshape(-1, wave.shape[-1])  # (B, V, T) -> (V*B, T)
+            y = y.repeat(n_views)
+        return wave, y
+
+    def _augmented(
+        self, wave: torch.Tensor, y: torch.Tensor, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Log-mels with SpecAugment and MixUp as the recipe says, and MixUp's soft targets."""
+        g = self.recipe.augment
+        spec = self.model.spectrogram(wave)  # (B, T) -> (B, 1, frames, mels)
+        if g.specaugment:
+            spec = spec_augment(spec, g, rng)
+        target = None
+        if g.mixup_alpha > 0:
+            target = F.one_hot(y, self.model.n_classes).float()
+            spec, target = mixup(spec, target, g.mixup_alpha, rng)
+        if self.dev.type == "cuda":
+            spec = spec.contiguous(memory_format=torch.channels_last)
+        return spec, target
+
+    def evaluate(self, iteration: int, train_loss: float, elapsed: float) -> list[dict] | None:
+        """Score the validation split with raw (and, once averaging began, EMA) weights; save
+        `model.pt` whenever the recipe's metric reaches a new best. Nothing during a SupCon
+        stage, where the classifier means nothing yet."""
+        if not self.validate or not self.objective.validates(iteration):
+            return None
+        metric = self.recipe.train.metric
+        candidates = [("raw", self.model.state_dict())]
+        if self.ema.active:
+            candidates.append(("ema", self.ema.state))
+        rows = []
+        pooling, n_classes = clip_pooling(self.recipe), len(self.data.classes)
+        for name, weights in candidates:
+            # A second model takes the weights, so the one being trained keeps its state.
+            self.eval_model.load_state_dict(weights)
+            logits = clip_window_logits(
+                self.eval_model, self.data.val, pooling, self.recipe.train.batch_size * 2, self.dev
+            )
+            scores = pool_clips(logits, self.activation, pooling.method, n_classes)
+            if self.keep_threshold_scores:
+                self.metric_scores[(iteration, name)] = scores
+                method = threshold_pooling(self.recipe).method
+                self.threshold_scores[(iteration, name)] = pool_clips(
+                    logits, self.activation, method, n_classes
+                )
+            metrics = classification_metrics(scores, self.data.val.targets, self.data.classes)
+            value = self._selection_value(name, metrics[metric])
+            rows.append(
+                {
+                    "iteration": iteration,
+                    "weights": name,
+                    "train_loss": train_loss,
+                    "uar": metrics["uar"],
+                    "map": metrics["map"],
+                    "accuracy": metrics["accuracy"],
+                    "elapsed_s": round(elapsed, 2),
+                }
+            )
+            best = self.state.best
+            if best is None or value > best["value"]:
+                self.state.best = {
+                    "iteration": iteration,
+                    "weights": name,
+                    "metric": metric,
+                    "value": value,
+                    "metrics": metrics,
+                }
+                ema = self.ema.state if self.ema.active else None
+                extra = {"iteration": iteration, "val_metrics": metrics}
+                self.rundir.save_checkpoint(BEST, self._checkpoint(ema, name == "ema", extra))
+        return rows
+
+    def _selection_value(self, weights: str, value: float | None) -> float:
+        t = self.recipe.train
+        return selection_value(self.state.history, weights, t.metric, value, t.smoothing)
+
+    def describe(self, iteration: int, rows: list[dict]) -> str:
+        metric = self.recipe.train.metric
+        summary = ", ".join(f"{r['weights']} {metric} {r[metric]:.3f}" for r in rows)
+        return f"iteration {iteration}: {summary}"
+
+    def save(self, state: TrainingState) -> None:
+        """last.pt: the raw weights, the EMA and everything --resume needs."""
+        extra = state.capture(self.optimizer, self.objective.head)
+        self.rundir.save_checkpoint(LAST, self._checkpoint(self.ema.state, False, extra))
+
+    def save_model(self, use_ema: bool, extra: dict[str, Any]) -> None:
+        """model.pt from the weights as they are now (the raw or the EMA weights for
+        inference), for a run that selects its model without validating it."""
+        ema = self.ema.state if use_ema else None
+        self.rundir.save_checkpoint(BEST, self._checkpoint(ema, use_ema, extra))
+
+    def _checkpoint(
+        self, ema_state: dict[str, torch.Tensor] | None, use_ema: bool, extra: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The model's checkpoint with the trained (raw) weights and, if given, the EMA."""
+        return model_checkpoint(
+            self.model,
+            self.recipe.model.name,
+            self.data.classes,
+            self.frontend,
+            self.recipe_dict,
+            ema_state,
+            use_ema=use_ema,
+            score_activation=self.activation,
+            extra=extra,
+        )
+
+
+def selection_value(
+    history: list[dict[str, Any]], weights: str, metric: str, value: float | None, window: int
+) -> float:
+    """The figure a model is selected by: this validation's `value` of `metric`, averaged with
+    the previous `window - 1` validations of the same weights in `history`, so one lucky round
+    on a few clips does not win (-inf where the metric is undefined)."""
+    earlier = [r[metric] for r in history if r["weights"] == weights]
+    recent = [*earlier[max(0, len(earlier) - (window - 1)) :], value]
+    if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in recent):
+        return float("-inf")
+    return float(np.mean(recent))
+
+
+def store_thresholds(path: Path, data: PreparedData, recipe: Recipe, dev: torch.device) -> None:
+    """Fit per-class detection thresholds of the best model on validation clips; store them.
+
+    `bioclass scan` uses them unless the user overrides them (--thresholds).
+    """
+    model, ckpt = load_model(path)
+    activation = checkpoint_info(ckpt, path).activation
+    pooling = threshold_pooling(recipe)
+    scores, targets = predict_clips(
+        model.to(dev), data.val, activation, recipe.train.batch_size * 2, dev, pooling=pooling
+    )
+    ckpt["thresholds"] = fit_thresholds(scores, targets, data.classes, recipe.data.background_label)
+    ckpt["thresholds_method"] = (
+        f"{FIT_METHOD} ({len(data.val)} validation clips, {pooling.method} over windows)"
+    )
+    atomic_save(ckpt, path)
