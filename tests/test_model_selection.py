@@ -126,3 +126,15 @@ def test_held_out_test_split_is_reported_beside_validation(dataset: Path, tmp_pa
     assert json.loads(evaluated[evaluated.index("{") :])["uar"] == pytest.approx(
         best["test"]["uar"]
     )
+
+
+def test_train_suggests_robust_selection_for_few_clips(dataset: Path, tmp_path: Path) -> None:
+    recipe = write_recipe(tmp_path, dataset / "labels.csv")
+    code, output = run_cli("train", recipe, "--out", tmp_path / "run")
+    assert code == 0, output
+    assert "few labelled clips" in output and "train.cv_folds=5" in output
+    code, output = run_cli(
+        "train", recipe, "--out", tmp_path / "smoothed", "--set", "train.smoothing=2"
+    )
+    assert code == 0, output
+    assert "few labelled clips" not in output

@@ -77,6 +77,7 @@ def train(
             on_progress=lambda n: progress.advance(task, n),
             on_total=lambda n: progress.update(task, total=n),
         )
+    _suggest_for_small_data(recipe, clips.used)
     if recipe.train.cv_folds:
         _write_clip_reports(run, recipe, clips.bad, clips.duplicates)
         console.print(
@@ -106,6 +107,26 @@ def train(
     store_thresholds(run / BEST, data, recipe, dev)
     best = _report_test(run, recipe, dev, fit.state.best)
     return TrainResult(run.path, best, frame)
+
+
+SMALL_CLASS = 50  # labelled clips per class below which one validation split is unreliable
+
+
+def _suggest_for_small_data(recipe: Recipe, used: pd.DataFrame) -> None:
+    """Say how to select models more robustly when a class has few clips (a validation split
+    then holds a handful of them, and a lucky round wins)."""
+    t = recipe.train
+    if t.cv_folds or t.smoothing > 1:
+        return
+    per_class = used["label"].dropna().value_counts()
+    if per_class.empty or per_class.min() >= SMALL_CLASS:
+        return
+    console.print(
+        f"[yellow]few labelled clips: {per_class.idxmin()} has {per_class.min()} (median "
+        f"{int(per_class.median())} per class). A single validation split of so few clips "
+        "picks lucky rounds: consider --set train.cv_folds=5 (cross-validated selection) or "
+        "--set train.smoothing=3"
+    )
 
 
 def _write_clip_reports(
