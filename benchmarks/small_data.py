@@ -99,6 +99,24 @@ RECIPE_ROWS: dict[str, dict] = {
             "train.smoothing": 2,
         },
     },
+    # The same with softmax cross-entropy (MixUp's soft targets): 50 sigmoid outputs trained
+    # with BCE on ~6 clips a class start by pushing every score to 0 and learn slowly.
+    "mobilenet_2s_ce": {
+        "recipe": "primates.yaml",
+        "set": {
+            "model.name": "mobilenetv1",
+            "audio.clip_seconds": 2.0,
+            "loss.name": "ce",
+            "train.iterations": 600,
+            "train.eval_every": 100,
+            "train.ema_start": 200,
+            "train.ema_decay": 0.99,
+            "train.schedule": "cosine",
+            "train.warmup_iterations": 50,
+            "train.weight_decay": 0.0001,
+            "train.smoothing": 2,
+        },
+    },
 }
 
 

@@ -81,12 +81,18 @@ def test_chosen_round_has_the_best_mean_ties_to_the_earlier() -> None:
     assert int(choose_round(summary, "uar", smoothing=2)["iteration"]) == 30
 
 
-def test_cross_validated_training_end_to_end(dataset: Path, tmp_path: Path) -> None:
-    recipe = write_recipe(tmp_path, dataset / "labels.csv")
-    run = tmp_path / "run"
-    code, output = run_cli("train", recipe, "--out", run, "--set", "train.cv_folds=2")
+@pytest.fixture(scope="module")
+def cv_run(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("cv")
+    recipe = write_recipe(folder, dataset / "labels.csv")
+    code, output = run_cli("train", recipe, "--out", folder / "run", "--set", "train.cv_folds=2")
     assert code == 0, output
     assert "cross-validation (2 folds)" in output and "chosen: iteration" in output
+    return folder / "run"
+
+
+def test_cross_validated_training_end_to_end(cv_run: Path) -> None:
+    run = cv_run
     summary = pd.read_csv(run / "cv_metrics.csv")
     assert set(summary["iteration"]) == {3, 6} and (summary["folds"] == 2).all()
     for fold in (1, 2):
@@ -101,8 +107,42 @@ def test_cross_validated_training_end_to_end(dataset: Path, tmp_path: Path) -> N
     assert ckpt["iteration"] == best["iteration"]
     assert ckpt["use_ema"] == (best["weights"] == "ema")
     assert "out-of-fold clips of 2-fold cross-validation" in ckpt["thresholds_method"]
+
+
+def test_interrupted_cross_validation_resumes_to_the_same_model(
+    cv_run: Path, dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import signal
+
+    import bioclass.runtime.loop as loop
+
+    real, calls = loop.lr_factor, []
+
+    def ctrl_c_in_fold_2(iteration: int, *args: object) -> float:
+        calls.append(iteration)
+        if len(calls) == 8:  # fold 1 takes 6 steps: this is fold 2's second
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(iteration, *args)
+
+    monkeypatch.setattr(loop, "lr_factor", ctrl_c_in_fold_2)
+    recipe = write_recipe(tmp_path, dataset / "labels.csv")
+    run = tmp_path / "run"
+    code, output = run_cli("train", recipe, "--out", run, "--set", "train.cv_folds=2")
+    assert code == 1, output
+    assert "cross-validation fold 2" in output and f"--resume {run}" in output.replace("\n", "")
+    assert (run / "cv" / "fold_1" / "fold_done.json").is_file()
+    monkeypatch.setattr(loop, "lr_factor", real)
     code, output = run_cli("train", "--resume", run)
-    assert code == 1 and "cannot be resumed yet" in output
+    assert code == 0, output
+    assert "finished in an earlier run" in output
+    pd.testing.assert_frame_equal(
+        pd.read_csv(run / "cv_metrics.csv"), pd.read_csv(cv_run / "cv_metrics.csv")
+    )
+    a = torch.load(cv_run / "model.pt", weights_only=True)
+    b = torch.load(run / "model.pt", weights_only=True)
+    assert all(torch.equal(a["weights"][k], b["weights"][k]) for k in a["weights"])
+    assert a["thresholds"] == b["thresholds"]
 
 
 def test_held_out_test_split_is_reported_beside_validation(dataset: Path, tmp_path: Path) -> None:

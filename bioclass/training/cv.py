@@ -7,12 +7,17 @@ iteration, raw and EMA weights); the round with the best mean metric sets the it
 and the weights. The final model then trains on every train and validation clip for that
 count, with no validation of its own: its thresholds are fitted on the folds' out-of-fold
 scores at the chosen round, and the cross-validated metrics stand as its estimate.
+
+An interrupted cross-validation resumes where it stopped: finished folds are read back from
+their folders (metrics and out-of-fold scores), an unfinished fold or the final model continues
+from its own `last.pt`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,7 @@ import pandas as pd
 import torch
 
 from bioclass.checkpoint import atomic_save, read_checkpoint
+from bioclass.core.atomic import atomic_file
 from bioclass.core.console import console
 from bioclass.core.errors import BioclassError
 from bioclass.data.prepare import LabelledClips
@@ -31,11 +37,14 @@ from bioclass.evaluation.report import print_metrics
 from bioclass.evaluation.thresholds import FIT_METHOD, fit_thresholds
 from bioclass.recipe import Recipe
 from bioclass.runtime.loop import RunInterrupted
-from bioclass.runtime.rundir import RunDirectory
+from bioclass.runtime.rundir import LAST, RunDirectory
+from bioclass.runtime.rundir import METRICS as METRICS_CSV
 from bioclass.training.fit import BEST, Fit, threshold_pooling
 
 METRICS = ("uar", "map", "accuracy")
 CV_METRICS = "cv_metrics.csv"  # one row per validation round: mean and sd over the folds
+FOLD_SCORES = "oof_scores.npz"  # a fold's out-of-fold scores per validation round
+FOLD_DONE = "fold_done.json"  # written when a fold has finished (its results are complete)
 
 
 @dataclasses.dataclass
@@ -63,7 +72,12 @@ def cross_validate(
     results = []
     for fold in range(k):
         console.print(f"[bold]cross-validation fold {fold + 1} of {k}[/]")
-        results.append(_train_fold(recipe, clips, folds == fold, fold + 1, run, dev))
+        fold_dir = run / "cv" / f"fold_{fold + 1}"
+        if (fold_dir / FOLD_DONE).is_file():
+            console.print(f"finished in an earlier run: {fold_dir}")
+            results.append(_load_fold(fold_dir, fold + 1))
+        else:
+            results.append(_train_fold(recipe, clips, folds == fold, fold + 1, run, dev))
     summary = summarise(pd.concat([r.history for r in results], ignore_index=True))
     run.write_table(CV_METRICS, summary)
     chosen = choose_round(summary, recipe.train.metric, recipe.train.smoothing)
@@ -110,22 +124,80 @@ def _train_fold(
 ) -> FoldResult:
     """Train on the other folds, validate on this one; its files go to cv/fold_N."""
     data = clips.partition(val_mask)
-    fold_run = RunDirectory.create(run / "cv" / f"fold_{fold}")
+    fold_run, saved = _open_part(run / "cv" / f"fold_{fold}")
     console.print(f"training clips: {len(data.train)}   validation clips: {len(data.val)}")
-    fit = Fit(recipe, data, fold_run, dev, None, keep_threshold_scores=True)
+    fit = Fit(recipe, data, fold_run, dev, saved, keep_threshold_scores=True)
+    if saved is not None:
+        fit.metric_scores, fit.threshold_scores = _read_scores(fold_run / FOLD_SCORES)
+    fit.on_scores = lambda: _write_scores(fold_run, fit.metric_scores, fit.threshold_scores)
     try:
         fit.run()
-    except RunInterrupted:
-        raise BioclassError(
-            f"interrupted in cross-validation fold {fold}; a cross-validated run cannot be "
-            f"resumed yet: start it again (into a new --out)"
+    except RunInterrupted as exc:
+        raise RunInterrupted(
+            f"cross-validation fold {fold}: {exc.args[0].split(';')[0]}; continue with: "
+            f"bioclass train --resume {run.path}"
         ) from None
     history = pd.DataFrame(fit.state.history).assign(fold=fold)
     if history.empty:
         raise BioclassError(
             "cross-validation fold ended without a validation: set train.eval_every"
         )
-    return FoldResult(history, fit.metric_scores, fit.threshold_scores, data.val.targets.copy())
+    targets = data.val.targets.copy()
+    _write_scores(fold_run, fit.metric_scores, fit.threshold_scores, targets)
+    fold_run.write_text(FOLD_DONE, json.dumps({"fold": fold, "validations": len(history)}))
+    return FoldResult(history, fit.metric_scores, fit.threshold_scores, targets)
+
+
+def _open_part(folder: Path) -> tuple[RunDirectory, dict[str, Any] | None]:
+    """A fold's (or the final model's) run directory: continued from its `last.pt` when an
+    earlier run saved one, else new (whatever an interruption left there before the first save
+    is this run's own scratch, and is cleared)."""
+    if (folder / LAST).is_file():
+        return RunDirectory.reopen(folder)
+    if folder.is_dir():
+        shutil.rmtree(folder)
+    return RunDirectory.create(folder), None
+
+
+def _write_scores(
+    run: RunDirectory,
+    metric_scores: dict[tuple[int, str], np.ndarray],
+    threshold_scores: dict[tuple[int, str], np.ndarray],
+    targets: np.ndarray | None = None,
+) -> None:
+    """A fold's out-of-fold scores so far (rewritten after each round, so a resumed fold has
+    the rounds before its interruption)."""
+    arrays = {f"metric/{i}/{w}": v for (i, w), v in metric_scores.items()}
+    arrays |= {f"threshold/{i}/{w}": v for (i, w), v in threshold_scores.items()}
+    if targets is not None:
+        arrays["targets"] = targets
+    with atomic_file(run / FOLD_SCORES, binary=True) as f:
+        np.savez(f, **arrays)
+
+
+def _read_scores(
+    path: Path,
+) -> tuple[dict[tuple[int, str], np.ndarray], dict[tuple[int, str], np.ndarray]]:
+    metric: dict[tuple[int, str], np.ndarray] = {}
+    threshold: dict[tuple[int, str], np.ndarray] = {}
+    if not path.is_file():
+        return metric, threshold
+    with np.load(path) as z:
+        for name in z.files:
+            if name == "targets":
+                continue
+            kind, iteration, weights = name.split("/")
+            (metric if kind == "metric" else threshold)[(int(iteration), weights)] = z[name]
+    return metric, threshold
+
+
+def _load_fold(folder: Path, fold: int) -> FoldResult:
+    """A fold an earlier run finished, read back."""
+    history = pd.read_csv(folder / METRICS_CSV).assign(fold=fold)
+    metric, threshold = _read_scores(folder / FOLD_SCORES)
+    with np.load(folder / FOLD_SCORES) as z:
+        targets = z["targets"]
+    return FoldResult(history, metric, threshold, targets)
 
 
 def summarise(history: pd.DataFrame) -> pd.DataFrame:
@@ -189,15 +261,16 @@ def _train_final(
     console.print(
         f"[bold]final model[/]: {len(data.train)} clips, {iterations} iterations, {weights} weights"
     )
-    fit = Fit(final_recipe, data, run, dev, None, validate=False)
+    final_run, saved = _open_part(run / "final")
+    fit = Fit(final_recipe, data, final_run, dev, saved, validate=False)
     try:
         fit.run()
-    except RunInterrupted:
-        raise BioclassError(
-            "interrupted while training the final model; a cross-validated run cannot be "
-            "resumed yet: start it again (into a new --out)"
+    except RunInterrupted as exc:
+        raise RunInterrupted(
+            f"final model: {exc.args[0].split(';')[0]}; continue with: "
+            f"bioclass train --resume {run.path}"
         ) from None
-    fit.save_model(use_ema=weights == "ema", extra={"iteration": iterations})
+    fit.save_model(run, use_ema=weights == "ema", extra={"iteration": iterations})
     return fit.state.history
 
 

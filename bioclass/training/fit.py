@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,7 @@ class Fit:
         # pools them and as threshold fitting does (kept with `keep_threshold_scores`).
         self.metric_scores: dict[tuple[int, str], np.ndarray] = {}
         self.threshold_scores: dict[tuple[int, str], np.ndarray] = {}
+        self.on_scores: Callable[[], None] | None = None  # told when those are updated
         n_iterations = total_iterations(recipe, len(data.train))
         self.plan = LoopPlan(
             "training", "train", n_iterations, t.lr, t.warmup_iterations, t.schedule, t.eval_every
@@ -243,6 +245,8 @@ class Fit:
                 )
             metrics = classification_metrics(scores, self.data.val.targets, self.data.classes)
             value = self._selection_value(name, metrics[metric])
+            if self.keep_threshold_scores and self.on_scores is not None:
+                self.on_scores()
             rows.append(
                 {
                     "iteration": iteration,
@@ -282,11 +286,11 @@ class Fit:
         extra = state.capture(self.optimizer, self.objective.head)
         self.rundir.save_checkpoint(LAST, self._checkpoint(self.ema.state, False, extra))
 
-    def save_model(self, use_ema: bool, extra: dict[str, Any]) -> None:
-        """model.pt from the weights as they are now (the raw or the EMA weights for
+    def save_model(self, run: RunDirectory, use_ema: bool, extra: dict[str, Any]) -> None:
+        """model.pt in `run` from the weights as they are now (the raw or the EMA weights for
         inference), for a run that selects its model without validating it."""
         ema = self.ema.state if use_ema else None
-        self.rundir.save_checkpoint(BEST, self._checkpoint(ema, use_ema, extra))
+        run.save_checkpoint(BEST, self._checkpoint(ema, use_ema, extra))
 
     def _checkpoint(
         self, ema_state: dict[str, torch.Tensor] | None, use_ema: bool, extra: dict[str, Any]

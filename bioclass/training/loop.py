@@ -24,7 +24,7 @@ from bioclass.evaluation.evaluate import evaluate_model
 from bioclass.evaluation.plots import plot_confusion, plot_learning_curve
 from bioclass.evaluation.report import print_metrics
 from bioclass.models import frontend_config
-from bioclass.recipe import Recipe, dump_recipe, recipe_from_dict
+from bioclass.recipe import Recipe, dump_recipe, load_recipe, recipe_from_dict
 from bioclass.runtime.device import pick_device
 from bioclass.runtime.rundir import LAST, RunDirectory
 from bioclass.training.cv import CV_METRICS, cross_validate
@@ -54,12 +54,11 @@ def train(
         resume: continue the interrupted run saved in `out_dir`.
     """
     saved = None
-    if resume:
-        if (Path(out_dir) / "cv").is_dir():
-            raise BioclassError(
-                f"{out_dir} is a cross-validated run (train.cv_folds), which cannot be resumed "
-                "yet: start it again into a new --out"
-            )
+    if resume and (Path(out_dir) / "cv").is_dir():
+        # A cross-validated run keeps its state per fold: the folds pick up where they were.
+        run = RunDirectory(Path(out_dir))
+        recipe = load_recipe(run / "recipe.yaml")
+    elif resume:
         run, saved = RunDirectory.reopen(out_dir)
         recipe = recipe_from_dict(saved["recipe"], source=str(run / LAST))
     else:
