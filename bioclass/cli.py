@@ -478,3 +478,99 @@ def embed(model: Path, inputs: tuple[str, ...], list_file: Path | None, **params
             f"[yellow]{len(summary.failed)} file(s) could not be read: see "
             f"{summary.outputs['failed']}"
         )
+
+
+@main.command()
+@click.argument("detections", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Review folder: clips, review.csv, review.selections.txt.",
+)
+@click.option(
+    "--strategy",
+    type=click.Choice(["top", "random", "stratified"]),
+    default="stratified",
+    show_default=True,
+    help="Per class: the top N by score, a random N, or N spread over score bins.",
+)
+@click.option(
+    "--per-class",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Clips per class (all of a class's detections when it has fewer).",
+)
+@click.option(
+    "--bins",
+    type=click.IntRange(min=1),
+    help="Equal-width score bins of --strategy stratified.  [default: 5]",
+)
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Draws of the random and stratified strategies.",
+)
+@click.option(
+    "--pad",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Seconds of context before and after each detection (clamped to the recording).",
+)
+@click.option("--labels", metavar="A,B", help="Only these classes (comma-separated).")
+@click.option(
+    "--audio-root",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder the recordings are under, when the CSV's paths are not valid here.",
+)
+@click.option(
+    "--clip-format",
+    type=click.Choice(["flac", "wav"]),
+    default="flac",
+    show_default=True,
+)
+@click.option(
+    "--verdicts-from",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    metavar="TABLE",
+    help="Fill the verdicts from annotation tables or folders of them (Raven, Audacity, CSV); "
+    "repeatable.",
+)
+@click.option("--force", is_flag=True, help="Replace a review.csv that already holds verdicts.")
+@_friendly
+def review(
+    detections: Path,
+    labels: str | None,
+    bins: int | None,
+    verdicts_from: tuple[Path, ...],
+    **params: Any,
+) -> None:
+    """Cut clips of a sample of DETECTIONS (a scan's CSV) to listen to, with review.csv for the
+    verdicts (yes, no or another class) and a Raven table that plays them in order."""
+    from bioclass.core.console import progress_bar
+    from bioclass.review import ReviewOptions, make_review
+    from bioclass.review.report import print_review_report
+
+    if bins is not None and params["strategy"] != "stratified":
+        raise BioclassError("--bins is for --strategy stratified")
+    chosen = None
+    if labels is not None:
+        chosen = tuple(dict.fromkeys(name.strip() for name in labels.split(",") if name.strip()))
+        if not chosen:
+            raise BioclassError("--labels: give class names separated by commas")
+    options = ReviewOptions(
+        **params, bins=5 if bins is None else bins, labels=chosen, verdicts_from=verdicts_from
+    )
+    with progress_bar() as progress:
+        task = progress.add_task("cutting clips", total=None, info="")
+        summary = make_review(
+            detections,
+            options,
+            on_clip=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    print_review_report(summary, detections, options)
