@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-REVIEW_COLUMNS = ["file", "start_time", "end_time", "label", "score", "clip", "verdict"]
+from bioclass.annotations.review import REVIEW_COLUMNS
+
 RAVEN_COLUMNS = [
     "Selection",
     "View",

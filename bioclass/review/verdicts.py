@@ -16,8 +16,7 @@ from collections import defaultdict
 import pandas as pd
 
 from bioclass.annotations import Annotations
-
-YES, NO = "yes", "no"
+from bioclass.annotations.review import NO, YES
 
 
 def verdict_from_boxes(

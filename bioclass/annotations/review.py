@@ -24,8 +24,10 @@ from bioclass.annotations.errors import (
 from bioclass.annotations.locate import AudioLookup
 from bioclass.annotations.table import check_times
 from bioclass.annotations.text import csv_records, number
-from bioclass.review.table import REVIEW_COLUMNS
-from bioclass.review.verdicts import NO, YES
+
+# The table `bioclass review` writes and the training step reads back (here, below both).
+REVIEW_COLUMNS = ["file", "start_time", "end_time", "label", "score", "clip", "verdict"]
+YES, NO = "yes", "no"
 
 
 def read_review(
