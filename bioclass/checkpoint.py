@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from bioclass import __version__
-from bioclass.core.activation import Activation
+from bioclass.core.activation import Activation, Calibration, ScoreMap
 from bioclass.core.atomic import atomic_file
 from bioclass.core.errors import BioclassError
 from bioclass.models import Classifier, FrontendConfig, create_model
@@ -150,6 +150,8 @@ class CheckpointInfo:
             validated (`train.pooling`; `centre` for checkpoints from before pooling existed,
             which is how those were validated).
         pooling_hop: the pooled windows' hop as a fraction of the window.
+        calibration: the calibration training fitted on the validation logits, or None
+            (checkpoints from before calibration existed, and encoders).
     """
 
     kind: ModelKind
@@ -166,6 +168,24 @@ class CheckpointInfo:
     bioclass_version: str
     pooling: str = "centre"
     pooling_hop: float = 0.5
+    calibration: Calibration | None = None
+
+    def score_map(self, calibration: str | None = None) -> ScoreMap:
+        """How this model's logits become scores.
+
+        Args:
+            calibration: `on` (the stored calibration; an error when there is none), `off`
+                (the raw activation) or None (on when the checkpoint has one).
+        """
+        if calibration not in (None, "on", "off"):
+            raise BioclassError(f"--calibration must be on or off, got {calibration!r}")
+        if calibration == "on" and self.calibration is None:
+            raise BioclassError(
+                "--calibration on: this checkpoint has no calibration (trained before "
+                "bioclass fitted one); use --calibration off or retrain"
+            )
+        use = self.calibration if calibration != "off" else None
+        return ScoreMap(self.activation, use)
 
 
 def checkpoint_info(ckpt: dict[str, Any], source: str | Path = "checkpoint") -> CheckpointInfo:
@@ -184,6 +204,9 @@ def checkpoint_info(ckpt: dict[str, Any], source: str | Path = "checkpoint") -> 
         window = recipe["audio"]["clip_seconds"]
     frontend = FrontendConfig.from_dict(ckpt["frontend"])
     fitted = ckpt.get("thresholds")
+    stored = ckpt.get("calibration")
+    n_classes = len(ckpt.get("classes") or ())
+    calibration = Calibration.from_dict(stored, n_classes, str(source)) if stored else None
     return CheckpointInfo(
         kind=kind,
         model_name=ckpt["model_name"],
@@ -202,6 +225,7 @@ def checkpoint_info(ckpt: dict[str, Any], source: str | Path = "checkpoint") -> 
         bioclass_version=str(ckpt.get("bioclass_version", "")),
         pooling=str(recipe.get("train", {}).get("pooling", "centre")),
         pooling_hop=float(recipe.get("train", {}).get("pooling_hop", 0.5)),
+        calibration=calibration,
     )
 
 

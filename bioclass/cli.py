@@ -116,6 +116,12 @@ def train(
     help="How the windows of clips longer than the model's window make one score "
     "(default: as in the model's training validation).",
 )
+@click.option(
+    "--calibration",
+    type=click.Choice(["on", "off"]),
+    help="Apply the calibration fitted in training to the scores (default: on when the "
+    "checkpoint has one).",
+)
 @_friendly
 def evaluate(
     model: Path,
@@ -126,13 +132,16 @@ def evaluate(
     batch_size: int,
     device: str,
     pooling: str | None,
+    calibration: str | None,
 ) -> None:
     """Score MODEL (a checkpoint) on labelled DATA (class folders or a labels CSV)."""
     from bioclass.core.atomic import atomic_write_text
     from bioclass.evaluation.evaluate import evaluate_model
     from bioclass.evaluation.report import print_metrics
 
-    metrics, per_clip, bad = evaluate_model(model, data, split, batch_size, device, pooling)
+    metrics, per_clip, bad = evaluate_model(
+        model, data, split, batch_size, device, pooling, calibration
+    )
     if len(bad):
         console.print(
             f"[yellow]{len(bad)} unreadable clip(s) skipped, first: {bad['error'].iloc[0]}"
@@ -304,6 +313,12 @@ def _channels(value: str) -> str | int:
     "--max-failures", type=click.IntRange(min=1), help="Stop after this many unreadable files."
 )
 @click.option("--metadata", is_flag=True, help="Add run metadata columns to the CSV.")
+@click.option(
+    "--calibration",
+    type=click.Choice(["on", "off"]),
+    help="Apply the calibration fitted in training to the scores (default: on when the "
+    "checkpoint has one).",
+)
 @click.option(
     "--truth",
     type=click.Path(dir_okay=False, path_type=Path),

@@ -132,7 +132,7 @@ def test_evaluate_pools_the_windows_a_scan_scores(
 
 def test_thresholds_are_fitted_on_the_scans_decision_per_clip(trained: Path) -> None:
     """A scan reports a class where any window reaches its threshold: the stored thresholds are
-    fitted on the maximum over each validation clip's windows."""
+    fitted on the maximum over each validation clip's (calibrated) window scores."""
     from bioclass.checkpoint import load_model
     from bioclass.data.clips import decode_all
     from bioclass.evaluation.thresholds import fit_thresholds
@@ -145,8 +145,9 @@ def test_thresholds_are_fitted_on_the_scans_decision_per_clip(trained: Path) -> 
     waves, val, _ = decode_all(val, spec, max_bad_fraction=0.0)
     assert max(len(w) for w in waves) > spec.n_samples  # some clips span several windows
     dataset = ClipDataset(val, list(info.classes), spec, waves)
+    # Calibrated as the scan will calibrate them (see tests/test_calibration.py).
     scores, targets = predict_clips(
-        model, dataset, info.activation, pooling=ClipPooling("max_prob")
+        model, dataset, info.score_map(), pooling=ClipPooling("max_prob")
     )
     fitted = fit_thresholds(scores, targets, list(info.classes), info.background_label)
     stored = {c: v["threshold"] for c, v in ckpt["thresholds"].items()}

@@ -49,12 +49,15 @@ def evaluate_model(
     batch_size: int = 64,
     device: str = "auto",
     pooling: str | None = None,
+    calibration: str | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame, pd.DataFrame]:
     """Metrics of a checkpoint on labelled clips.
 
     Clips are prepared and scored exactly as in training's validation (the checkpoint's sample
     rate, clip length and channel choice; a short clip zero-padded, a long one scored window by
     window and pooled as the checkpoint's recipe says, unless `pooling` names another method).
+    Window scores are calibrated as a scan's are (`calibration`: on, off, or None for on when
+    the checkpoint has a calibration), so evaluate and scan give the same window scores.
 
     Returns:
         (metrics, per-clip predictions table, unreadable files table)
@@ -73,13 +76,15 @@ def evaluate_model(
     model.to(dev)
     dataset = ClipDataset(table, classes, spec, waves)
     clip_pooling = ClipPooling(pooling or info.pooling, info.pooling_hop)
+    score_map = loaded.score_maps(calibration)[0]
     scores, targets = predict_clips(
-        model, dataset, info.activation, batch_size, dev, pooling=clip_pooling
+        model, dataset, score_map, batch_size, dev, pooling=clip_pooling
     )
     metrics = classification_metrics(scores, targets, classes)
     metrics["model"] = str(model_path)
     metrics["weights"] = "ema" if info.use_ema else "raw"
     metrics["pooling"] = clip_pooling.method
+    metrics["calibrated"] = score_map.calibrated
     predictions = table[["file", "label"]].copy()
     predictions["predicted"] = [classes[i] for i in scores.argmax(axis=1)]
     for c, name in enumerate(classes):

@@ -84,3 +84,41 @@ def plot_confusion(confusion: np.ndarray, classes: list[str], path: Path, title:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_reliability(
+    before: tuple[np.ndarray, np.ndarray, np.ndarray, float],
+    after: tuple[np.ndarray, np.ndarray, np.ndarray, float],
+    path: Path,
+    title: str,
+) -> None:
+    """Reliability diagram before and after calibration: each bin's observed frequency against
+    its mean score (the diagonal is perfect calibration), with the predictions per bin below.
+
+    Args:
+        before, after: (confidence, frequency, counts, ece) per bin, as
+            `evaluation.calibration.reliability` gives them.
+    """
+    fig, (ax, ax_counts) = plt.subplots(
+        2, 1, figsize=(5.5, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfectly calibrated")
+    n_bins = len(before[2])
+    centres = (np.arange(n_bins) + 0.5) / n_bins
+    width = 0.4 / n_bins
+    for (conf, freq, counts, ece), name, shift in (
+        (before, "raw", -width / 2),
+        (after, "calibrated", width / 2),
+    ):
+        seen = counts > 0
+        ax.plot(conf[seen], freq[seen], marker="o", label=f"{name} (ECE {ece:.3f})")
+        ax_counts.bar(centres + shift, counts, width=width, label=name)
+    ax.set(ylabel="observed frequency", title=title, xlim=(0, 1), ylim=(0, 1.02))
+    ax.legend(loc="upper left")
+    ax_counts.set(xlabel="score (bin mean)", ylabel="predictions")
+    ax_counts.set_yscale("log")
+    for a in (ax, ax_counts):
+        a.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from bioclass.audio import fit_length
-from bioclass.core.activation import Activation, activate
+from bioclass.core.activation import Activation, ScoreMap
 from bioclass.core.errors import BioclassError
 from bioclass.data.clips import ClipDataset
 from bioclass.inference.stream import WindowPlan
@@ -59,11 +59,15 @@ def clip_windows(wave: np.ndarray, n_samples: int, pooling: ClipPooling) -> np.n
     return np.stack([padded[s : s + n_samples] for s in starts])
 
 
-def pool_scores(logits: torch.Tensor, activation: Activation, method: str) -> torch.Tensor:
-    """(K, C) window logits of one clip -> (C,) clip scores."""
+def pool_scores(
+    logits: torch.Tensor, score_map: ScoreMap | Activation | str, method: str
+) -> torch.Tensor:
+    """(K, C) window logits of one clip -> (C,) clip scores (each window's scores as a scan
+    makes them, through `score_map`: a bare activation means uncalibrated)."""
+    score_map = ScoreMap.of(score_map)
     if method == "mean_logit":
-        return activate(logits.mean(dim=0), activation)
-    scores = activate(logits, activation)
+        return score_map(logits.mean(dim=0))
+    scores = score_map(logits)
     if method == "max_prob":
         return scores.amax(dim=0)
     return scores.mean(dim=0)  # mean_prob, or the one centre window
@@ -112,31 +116,35 @@ def clip_window_logits(
 
 
 def pool_clips(
-    window_logits: list[torch.Tensor], activation: Activation | str, method: str, n_classes: int
+    window_logits: list[torch.Tensor],
+    score_map: ScoreMap | Activation | str,
+    method: str,
+    n_classes: int,
 ) -> np.ndarray:
     """(N, C) float32 clip scores from each clip's window logits."""
-    activation = Activation.parse(activation)  # callers may pass the checkpoint's string
+    score_map = ScoreMap.of(score_map)  # callers may pass the checkpoint's activation string
     if not window_logits:
         return np.zeros((0, n_classes), np.float32)
-    pooled = [pool_scores(logits, activation, method) for logits in window_logits]
+    pooled = [pool_scores(logits, score_map, method) for logits in window_logits]
     return torch.stack(pooled).numpy().astype(np.float32)
 
 
 def predict_clips(
     model: nn.Module,
     dataset: ClipDataset,
-    activation: Activation | str,
+    score_map: ScoreMap | Activation | str,
     batch_size: int = 64,
     device: torch.device | str = "cpu",
     on_progress: Callable[[int], None] | None = None,
     pooling: ClipPooling | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Scores of every clip of `dataset`, window scores pooled as `pooling` says.
+    """Scores of every clip of `dataset`, window scores (made by `score_map`: a bare activation
+    means uncalibrated) pooled as `pooling` says.
 
     Returns:
         scores (N, C) float32 and true class indices (N,).
     """
     pooling = pooling if pooling is not None else ClipPooling()
     logits = clip_window_logits(model, dataset, pooling, batch_size, device, on_progress)
-    scores = pool_clips(logits, activation, pooling.method, len(dataset.classes))
+    scores = pool_clips(logits, score_map, pooling.method, len(dataset.classes))
     return scores, dataset.targets.copy()

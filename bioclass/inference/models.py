@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from bioclass.checkpoint import CheckpointInfo, checkpoint_info, load_classifier, load_model
+from bioclass.core.activation import ScoreMap
 from bioclass.core.errors import BioclassError
 from bioclass.models import Classifier
 from bioclass.models.fusion import fuse_conv_bn
@@ -31,11 +32,23 @@ class LoadedModels:
         models: the inference models, in eval mode, in the order given.
         paths: their checkpoint files.
         info: the first checkpoint's description (what the ensemble agrees on).
+        infos: every checkpoint's description, in the order given (each has its own
+            calibration).
     """
 
     models: list[Classifier]
     paths: list[Path]
     info: CheckpointInfo
+    infos: tuple[CheckpointInfo, ...] = ()
+
+    def score_maps(self, calibration: str | None = None) -> list[ScoreMap]:
+        """How each model's logits become scores: its own calibration (`calibration`: on, off,
+        or None for on where a checkpoint has one), then the activation they share."""
+        return [info.score_map(calibration) for info in self.infos or (self.info,)]
+
+    def calibrated(self, calibration: str | None = None) -> bool:
+        """Whether any member's scores are calibrated with this choice."""
+        return any(m.calibrated for m in self.score_maps(calibration))
 
     @cached_property
     def hashes(self) -> list[str]:
@@ -75,7 +88,7 @@ def load_models(paths: list[Path], need_classes: bool = True) -> LoadedModels:
     first = infos[0]
     for p, info in zip(paths[1:], infos[1:], strict=True):
         _check_agrees(p, info, paths[0], first)
-    return LoadedModels(models=models, paths=paths, info=first)
+    return LoadedModels(models=models, paths=paths, info=first, infos=tuple(infos))
 
 
 def _check_agrees(

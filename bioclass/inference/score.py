@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from bioclass.audio import AudioError
-from bioclass.core.activation import Activation, activate
+from bioclass.core.activation import Activation, ScoreMap
 from bioclass.core.errors import BioclassError
 from bioclass.inference.models import CHANNELS_LAST_DEVICES
 from bioclass.inference.stream import RecordingReader, WindowPlan, prefetch
@@ -46,21 +46,25 @@ class OutputKind(Enum):
 
 @dataclass(frozen=True)
 class WindowOutput:
-    """What to compute for each window: class scores with an activation, or the embedding."""
+    """What to compute for each window: class scores (through score maps), or the embedding."""
 
     kind: OutputKind
-    activation: Activation = Activation.NONE  # for class scores: softmax or sigmoid
+    # For class scores: one ScoreMap shared by every model, or one per model of an ensemble
+    # (each member's own calibration acts on its own logits before the scores are averaged).
+    score_maps: tuple[ScoreMap, ...] = ()
 
     @classmethod
-    def class_scores(cls, activation: Activation | str) -> WindowOutput:
-        """Scores as the models were trained to give them (`activation` may be its stored
-        string)."""
-        activation = Activation.parse(activation)
-        if activation is Activation.NONE:
+    def class_scores(cls, scores: ScoreMap | Activation | str | Sequence[ScoreMap]) -> WindowOutput:
+        """Scores as the models were trained (and calibrated) to give them: a ScoreMap, one per
+        model, or a bare activation (or its stored string), which means uncalibrated."""
+        if isinstance(scores, (ScoreMap, Activation, str)):
+            scores = [ScoreMap.of(scores)]
+        maps = tuple(scores)
+        if not maps or any(m.activation is Activation.NONE for m in maps):
             raise BioclassError(
                 "this model is an encoder without classes: it gives no class scores"
             )
-        return cls(OutputKind.CLASS_SCORES, activation)
+        return cls(OutputKind.CLASS_SCORES, maps)
 
     @classmethod
     def embedding(cls) -> WindowOutput:
@@ -90,9 +94,13 @@ class FileScores:
     note: str | None = None  # e.g. truncated: decoding stopped before the announced length
 
 
-def _finish(out: torch.Tensor, output: WindowOutput) -> torch.Tensor:
-    """Logits -> scores, or embeddings as they are (in float32)."""
-    return out.float() if output.is_embedding else activate(out.float(), output.activation)
+def _finish(out: torch.Tensor, output: WindowOutput, model_index: int) -> torch.Tensor:
+    """Logits of the `model_index`-th model -> its scores, or embeddings as they are (in
+    float32)."""
+    if output.is_embedding:
+        return out.float()
+    maps = output.score_maps
+    return maps[model_index if len(maps) > 1 else 0](out.float())
 
 
 def _window_batches(
@@ -211,14 +219,14 @@ def _scores_exact(
     n_streams, n, _ = audio.shape
     wave = torch.from_numpy(audio.reshape(n_streams * n, -1)).to(device)  # (S*K, window)
     total = None
-    for model in models:
+    for i, model in enumerate(models):
         with autocast(device, inference_dtype(device, precision)):
             spec = model.spectrogram(wave)  # (S*K, window) -> (S*K, 1, frames, mels)
             if device.type in CHANNELS_LAST_DEVICES:
                 spec = spec.contiguous(memory_format=torch.channels_last)
             # (S*K, 1, frames, mels) -> (S*K, D) embeddings, or (S*K, C) logits
             out = model.embed_spec(spec) if output.is_embedding else model.classify(spec)
-        scores = _finish(out, output)
+        scores = _finish(out, output, i)
         total = scores if total is None else total + scores
     return (total / len(models)).cpu().numpy().reshape(n_streams, n, -1)
 
@@ -240,7 +248,7 @@ def _scores_fast(
     """
     wave = torch.from_numpy(np.ascontiguousarray(audio)).to(device)  # (S, span)
     total = None
-    for model, grid in zip(models, grids, strict=True):
+    for i, (model, grid) in enumerate(zip(models, grids, strict=True)):
         n_feat = audio.shape[1] // grid.samples_per_feature
         starts = np.rint(local_starts / grid.samples_per_feature).astype(np.int64)  # (K,)
         with autocast(device, inference_dtype(device, precision)):
@@ -262,7 +270,7 @@ def _scores_fast(
             # (S*K, C) -> (S*K, D) embeddings, or (S*K, n_classes) logits
             embed = output.is_embedding
             out = model.embed_pooled(pooled) if embed else model.logits_pooled(pooled)
-        scores = _finish(out, output)
+        scores = _finish(out, output, i)
         total = scores if total is None else total + scores
     return (total / len(models)).cpu().numpy().reshape(n_streams, n, -1)
 
@@ -289,9 +297,9 @@ def score_file(
         path: any file libsndfile decodes.
         models: classifiers in eval mode on `device`, all trained on `plan.sample_rate`
             (prepared with `prepare_for_inference` for speed).
-        output: what each window yields: `WindowOutput.class_scores(activation)`, or
+        output: what each window yields: `WindowOutput.class_scores(score_maps)`, or
             `WindowOutput.embedding()` for each window's embedding h (`bioclass embed`). A bare
-            activation (or its stored string) means class scores with it.
+            activation (or its stored string) means uncalibrated class scores with it.
         plan: window length and hop.
         channels: 'mix', 'each' or a channel index.
         batch_size: windows per forward pass (exact) or per trunk block (fast).
@@ -306,6 +314,8 @@ def score_file(
     """
     if not isinstance(output, WindowOutput):
         output = WindowOutput.class_scores(output)
+    if len(output.score_maps) > 1 and len(output.score_maps) != len(models):
+        raise BioclassError(f"{len(output.score_maps)} score maps for {len(models)} models")
     device = torch.device(device)
     if mode not in ("fast", "exact"):
         raise BioclassError(f"unknown scan mode '{mode}' (use fast or exact)")

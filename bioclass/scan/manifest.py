@@ -52,6 +52,7 @@ def build_manifest(
         ],
         "classes": classes,
         "score_activation": info.activation.value,
+        "calibrated": loaded.calibrated(options.calibration),
         "background_label": info.background_label,
         "thresholds": dict(zip(classes, map(float, thresholds), strict=True)),
         "window_seconds": info.window_seconds,

@@ -47,10 +47,13 @@ class ScanOptions:
     max_failures: int | None = None
     metadata: bool = False
     collect_events: bool = False  # keep the detections in memory (ScanSummary.events)
+    calibration: str | None = None  # on | off; None: on when the checkpoint has a calibration
 
     def __post_init__(self) -> None:
         if self.hop_seconds is not None and self.overlap is not None:
             raise BioclassError("give --hop or --overlap, not both")
+        if self.calibration not in (None, "on", "off"):
+            raise BioclassError(f"--calibration must be on or off, got {self.calibration!r}")
         unknown = set(self.formats) - set(FORMATS)
         if unknown:
             raise BioclassError(f"unknown output format(s): {', '.join(sorted(unknown))}")
@@ -65,12 +68,17 @@ class ScanOptions:
 
 
 def score_params(
-    model_hashes: list[str], plan: WindowPlan, options: ScanOptions, device: torch.device
+    model_hashes: list[str],
+    plan: WindowPlan,
+    options: ScanOptions,
+    device: torch.device,
+    calibrated: bool = False,
 ) -> dict[str, Any]:
     """Everything that changes the stored scores; nothing that is applied afterwards.
 
     These go into each file's journal key: a change re-scores the files, anything else (the
-    thresholds, the event rules, the formats) re-uses the stored scores.
+    thresholds, the event rules, the formats) re-uses the stored scores. `calibrated`: whether
+    the scores are calibrated (the calibration itself is in the checkpoint, so in its hash).
     """
     return {
         "models": model_hashes,
@@ -84,4 +92,5 @@ def score_params(
         "device": device.type,
         # Fast mode cuts blocks of batch_size windows; block edges can move scores slightly.
         "block": options.batch_size if options.mode == "fast" else None,
+        "calibrated": calibrated,
     }

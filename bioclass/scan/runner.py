@@ -66,8 +66,16 @@ def scan(
     options = replace(options, mode=resolve_mode(options.mode, loaded.models, plan))
     thresholds = scan_thresholds(info, options)
     paths = writers.output_paths(options.out)
-    params = score_params(loaded.hashes, plan, options, device)
-    output = WindowOutput.class_scores(info.activation)
+    score_maps = loaded.score_maps(options.calibration)
+    calibrated = any(m.calibrated for m in score_maps)
+    if options.calibration == "off" and info.calibration is not None and info.fitted_thresholds:
+        # Training fits the thresholds on calibrated scores: on raw ones they mean less.
+        log.warning(
+            "--calibration off: the fitted thresholds were fitted on calibrated scores; "
+            "give --threshold or --thresholds for raw scores"
+        )
+    params = score_params(loaded.hashes, plan, options, device, calibrated)
+    output = WindowOutput.class_scores(score_maps)
     log.info(
         "scanning %d file(s) with %s on %s: %s mode, %s, window %.3g s, hop %.3g s",
         len(files),

@@ -5,12 +5,13 @@ Each fold trains on the other folds' groups and validates on its own, with the r
 schedule. The validation rounds are averaged over the folds (mean and standard deviation per
 iteration, raw and EMA weights); the round with the best mean metric sets the iteration count
 and the weights. The final model then trains on every train and validation clip for that
-count, with no validation of its own: its thresholds are fitted on the folds' out-of-fold
-scores at the chosen round, and the cross-validated metrics stand as its estimate.
+count, with no validation of its own: its calibration, then its thresholds (on the calibrated
+scores), are fitted on the folds' out-of-fold window logits at the chosen round, and the
+cross-validated metrics stand as its estimate.
 
 An interrupted cross-validation resumes where it stopped: finished folds are read back from
-their folders (metrics and out-of-fold scores), an unfinished fold or the final model continues
-from its own `last.pt`.
+their folders (metrics, out-of-fold scores and logits), an unfinished fold or the final model
+continues from its own `last.pt`.
 """
 
 from __future__ import annotations
@@ -31,19 +32,19 @@ from bioclass.core.console import console
 from bioclass.core.errors import BioclassError
 from bioclass.data.prepare import LabelledClips
 from bioclass.data.split import grouped_folds
+from bioclass.evaluation.calibration import CalibrationFit
 from bioclass.evaluation.metrics import classification_metrics
 from bioclass.evaluation.plots import plot_confusion
 from bioclass.evaluation.report import print_metrics
-from bioclass.evaluation.thresholds import FIT_METHOD, fit_thresholds
 from bioclass.recipe import Recipe
 from bioclass.runtime.loop import RunInterrupted
 from bioclass.runtime.rundir import LAST, RunDirectory
 from bioclass.runtime.rundir import METRICS as METRICS_CSV
-from bioclass.training.fit import BEST, Fit, threshold_pooling
+from bioclass.training.fit import BEST, Fit, calibrate_and_fit_thresholds, report_calibration
 
 METRICS = ("uar", "map", "accuracy")
 CV_METRICS = "cv_metrics.csv"  # one row per validation round: mean and sd over the folds
-FOLD_SCORES = "oof_scores.npz"  # a fold's out-of-fold scores per validation round
+FOLD_SCORES = "oof_scores.npz"  # a fold's out-of-fold scores and logits per validation round
 FOLD_DONE = "fold_done.json"  # written when a fold has finished (its results are complete)
 
 
@@ -54,8 +55,8 @@ class FoldResult:
     history: pd.DataFrame  # its metrics.csv rows, with a `fold` column
     # (iteration, weights) -> out-of-fold clip scores, pooled as validation pools them...
     metric_scores: dict[tuple[int, str], np.ndarray]
-    # ... and as threshold fitting pools them
-    threshold_scores: dict[tuple[int, str], np.ndarray]
+    # ... and each clip's window logits (calibration and thresholds are fitted on these)
+    threshold_logits: dict[tuple[int, str], list[torch.Tensor]]
     targets: np.ndarray  # (n_val,) class indices of its validation clips
 
 
@@ -83,10 +84,10 @@ def cross_validate(
     chosen = choose_round(summary, recipe.train.metric, recipe.train.smoothing)
     console.print(_describe_choice(summary, chosen, recipe.train.metric, k))
     key = (int(chosen["iteration"]), str(chosen["weights"]))
-    scores = np.concatenate([r.threshold_scores[key] for r in results])
+    logits = [w for r in results for w in _logits_at(r, key)]
     targets = np.concatenate([r.targets for r in results])
     final = _train_final(recipe, clips, key, run, dev)
-    _store_cv_thresholds(run / BEST, scores, targets, clips, recipe)
+    calibration = _store_cv_calibration(run / BEST, logits, targets, clips, recipe)
     best = {
         "iteration": key[0],
         "weights": key[1],
@@ -101,6 +102,7 @@ def cross_validate(
         "final_history": final,
     }
     run.write_text("best.json", json.dumps(best, indent=2, default=float))
+    report_calibration(run, calibration, best)
     plot_confusion(
         np.array(best["metrics"]["confusion"]),
         clips.classes,
@@ -128,8 +130,8 @@ def _train_fold(
     console.print(f"training clips: {len(data.train)}   validation clips: {len(data.val)}")
     fit = Fit(recipe, data, fold_run, dev, saved, keep_threshold_scores=True)
     if saved is not None:
-        fit.metric_scores, fit.threshold_scores = _read_scores(fold_run / FOLD_SCORES)
-    fit.on_scores = lambda: _write_scores(fold_run, fit.metric_scores, fit.threshold_scores)
+        fit.metric_scores, fit.threshold_logits = _read_scores(fold_run / FOLD_SCORES)
+    fit.on_scores = lambda: _write_scores(fold_run, fit.metric_scores, fit.threshold_logits)
     try:
         fit.run()
     except RunInterrupted as exc:
@@ -143,9 +145,9 @@ def _train_fold(
             "cross-validation fold ended without a validation: set train.eval_every"
         )
     targets = data.val.targets.copy()
-    _write_scores(fold_run, fit.metric_scores, fit.threshold_scores, targets)
+    _write_scores(fold_run, fit.metric_scores, fit.threshold_logits, targets)
     fold_run.write_text(FOLD_DONE, json.dumps({"fold": fold, "validations": len(history)}))
-    return FoldResult(history, fit.metric_scores, fit.threshold_scores, targets)
+    return FoldResult(history, fit.metric_scores, fit.threshold_logits, targets)
 
 
 def _open_part(folder: Path) -> tuple[RunDirectory, dict[str, Any] | None]:
@@ -162,13 +164,18 @@ def _open_part(folder: Path) -> tuple[RunDirectory, dict[str, Any] | None]:
 def _write_scores(
     run: RunDirectory,
     metric_scores: dict[tuple[int, str], np.ndarray],
-    threshold_scores: dict[tuple[int, str], np.ndarray],
+    threshold_logits: dict[tuple[int, str], list[torch.Tensor]],
     targets: np.ndarray | None = None,
 ) -> None:
-    """A fold's out-of-fold scores so far (rewritten after each round, so a resumed fold has
-    the rounds before its interruption)."""
+    """A fold's out-of-fold scores and window logits so far (rewritten after each round, so a
+    resumed fold has the rounds before its interruption). A round's window logits are stored
+    as one (windows, C) array and each clip's window count, as clips have different counts."""
     arrays = {f"metric/{i}/{w}": v for (i, w), v in metric_scores.items()}
-    arrays |= {f"threshold/{i}/{w}": v for (i, w), v in threshold_scores.items()}
+    for (i, w), logits in threshold_logits.items():
+        arrays[f"logits/{i}/{w}"] = (
+            torch.cat(logits).numpy() if logits else np.zeros((0, 0), np.float32)
+        )
+        arrays[f"counts/{i}/{w}"] = np.array([len(x) for x in logits], dtype=np.int64)
     if targets is not None:
         arrays["targets"] = targets
     with atomic_file(run / FOLD_SCORES, binary=True) as f:
@@ -177,27 +184,45 @@ def _write_scores(
 
 def _read_scores(
     path: Path,
-) -> tuple[dict[tuple[int, str], np.ndarray], dict[tuple[int, str], np.ndarray]]:
+) -> tuple[dict[tuple[int, str], np.ndarray], dict[tuple[int, str], list[torch.Tensor]]]:
     metric: dict[tuple[int, str], np.ndarray] = {}
-    threshold: dict[tuple[int, str], np.ndarray] = {}
+    logits: dict[tuple[int, str], list[torch.Tensor]] = {}
     if not path.is_file():
-        return metric, threshold
+        return metric, logits
     with np.load(path) as z:
         for name in z.files:
-            if name == "targets":
-                continue
-            kind, iteration, weights = name.split("/")
-            (metric if kind == "metric" else threshold)[(int(iteration), weights)] = z[name]
-    return metric, threshold
+            kind, _, rest = name.partition("/")
+            if not rest:
+                continue  # targets
+            iteration, weights = rest.split("/")
+            key = (int(iteration), weights)
+            if kind == "metric":
+                metric[key] = z[name]
+            elif kind == "logits":
+                counts = z[f"counts/{rest}"].tolist()
+                logits[key] = list(torch.from_numpy(z[name]).split(counts))
+            # Other kinds ("threshold": scores kept before calibration existed) are not used.
+    return metric, logits
+
+
+def _logits_at(result: FoldResult, key: tuple[int, str]) -> list[torch.Tensor]:
+    """A fold's out-of-fold window logits at the chosen round."""
+    if key not in result.threshold_logits:
+        raise BioclassError(
+            f"cross-validation: no out-of-fold logits for iteration {key[0]} ({key[1]} weights); "
+            "folds finished by a bioclass before calibration kept scores only: delete cv/ and "
+            "train again"
+        )
+    return result.threshold_logits[key]
 
 
 def _load_fold(folder: Path, fold: int) -> FoldResult:
     """A fold an earlier run finished, read back."""
     history = pd.read_csv(folder / METRICS_CSV).assign(fold=fold)
-    metric, threshold = _read_scores(folder / FOLD_SCORES)
+    metric, logits = _read_scores(folder / FOLD_SCORES)
     with np.load(folder / FOLD_SCORES) as z:
         targets = z["targets"]
-    return FoldResult(history, metric, threshold, targets)
+    return FoldResult(history, metric, logits, targets)
 
 
 def summarise(history: pd.DataFrame) -> pd.DataFrame:
@@ -274,18 +299,27 @@ def _train_final(
     return fit.state.history
 
 
-def _store_cv_thresholds(
-    path: Path, scores: np.ndarray, targets: np.ndarray, clips: LabelledClips, recipe: Recipe
-) -> None:
-    """Thresholds of the final model from the folds' out-of-fold scores at the chosen round
-    (the final model has no clips of its own left to fit them on)."""
+def _store_cv_calibration(
+    path: Path,
+    logits: list[torch.Tensor],
+    targets: np.ndarray,
+    clips: LabelledClips,
+    recipe: Recipe,
+) -> CalibrationFit:
+    """Calibration and thresholds of the final model from the folds' out-of-fold window logits
+    at the chosen round (the final model has no clips of its own left to fit them on): the
+    folds' models at that round stand in for the final one, as for its metrics."""
     ckpt = read_checkpoint(path)
-    ckpt["thresholds"] = fit_thresholds(
-        scores, targets, clips.classes, recipe.data.background_label
+    fit, thresholds, method = calibrate_and_fit_thresholds(
+        logits,
+        targets,
+        clips.classes,
+        recipe,
+        ckpt["score_activation"],
+        f"{len(targets)} out-of-fold clips of {recipe.train.cv_folds}-fold cross-validation",
     )
-    method = threshold_pooling(recipe).method
-    ckpt["thresholds_method"] = (
-        f"{FIT_METHOD} ({len(targets)} out-of-fold clips of {recipe.train.cv_folds}-fold "
-        f"cross-validation, {method} over windows)"
-    )
+    ckpt["calibration"] = fit.calibration.to_dict()
+    ckpt["thresholds"] = thresholds
+    ckpt["thresholds_method"] = method
     atomic_save(ckpt, path)
+    return fit

@@ -1,10 +1,11 @@
 """One training run of the supervised recipe (Pellegrini 2021) on prepared data: the step
 (SpecAugment, MixUp, the objective's loss, EMA) and the validation of raw and EMA weights that
-`run_loop` calls, model selection, and threshold fitting on the best model.
+`run_loop` calls, model selection, and calibration, then threshold fitting, on the best model.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Callable
@@ -23,13 +24,16 @@ from bioclass.checkpoint import (
     load_model,
     model_checkpoint,
 )
+from bioclass.core.activation import Activation, ScoreMap
 from bioclass.core.console import console
 from bioclass.core.errors import BioclassError
 from bioclass.data.prepare import PreparedData
 from bioclass.data.sampler import BatchSampler
+from bioclass.evaluation.calibration import CalibrationFit, fit_calibration
 from bioclass.evaluation.metrics import classification_metrics
+from bioclass.evaluation.plots import plot_reliability
 from bioclass.evaluation.thresholds import FIT_METHOD, fit_thresholds
-from bioclass.inference.clips import ClipPooling, clip_window_logits, pool_clips, predict_clips
+from bioclass.inference.clips import ClipPooling, clip_window_logits, pool_clips
 from bioclass.models import frontend_config, model_from_recipe
 from bioclass.recipe import Recipe, recipe_to_dict
 from bioclass.runtime.loop import LoopPlan, run_loop
@@ -42,6 +46,7 @@ from bioclass.training.objectives import Objective
 log = logging.getLogger(__name__)
 
 BEST = "model.pt"  # best weights by the recipe's metric: what scan/evaluate use
+CALIBRATION_PNG = "calibration.png"  # reliability diagram before and after calibration
 
 
 def clip_pooling(recipe: Recipe) -> ClipPooling:
@@ -80,8 +85,8 @@ class Fit:
         recipe, data, run, dev: what to train, on what, where to write, on which device.
         saved: the state of an interrupted run to resume, or None.
         validate: False trains without validating (cross-validation's final model).
-        keep_threshold_scores: keep each validation's clip scores as threshold fitting pools
-            them (`threshold_scores`), for cross-validation's out-of-fold thresholds.
+        keep_threshold_scores: keep each validation's window logits (`threshold_logits`), for
+            cross-validation's out-of-fold calibration and thresholds.
     """
 
     def __init__(
@@ -98,10 +103,11 @@ class Fit:
         self.recipe, self.data, self.rundir, self.dev = recipe, data, run, dev
         self.validate = validate
         self.keep_threshold_scores = keep_threshold_scores
-        # (iteration, weights) -> (n_val, C) validation clip scores, pooled as validation
-        # pools them and as threshold fitting does (kept with `keep_threshold_scores`).
+        # (iteration, weights) -> (n_val, C) validation clip scores pooled as validation pools
+        # them, and each validation clip's (K_i, C) window logits: calibration is fitted on
+        # those and thresholds on the calibrated scores (kept with `keep_threshold_scores`).
         self.metric_scores: dict[tuple[int, str], np.ndarray] = {}
-        self.threshold_scores: dict[tuple[int, str], np.ndarray] = {}
+        self.threshold_logits: dict[tuple[int, str], list[torch.Tensor]] = {}
         self.on_scores: Callable[[], None] | None = None  # told when those are updated
         n_iterations = total_iterations(recipe, len(data.train))
         self.plan = LoopPlan(
@@ -239,10 +245,7 @@ class Fit:
             scores = pool_clips(logits, self.activation, pooling.method, n_classes)
             if self.keep_threshold_scores:
                 self.metric_scores[(iteration, name)] = scores
-                method = threshold_pooling(self.recipe).method
-                self.threshold_scores[(iteration, name)] = pool_clips(
-                    logits, self.activation, method, n_classes
-                )
+                self.threshold_logits[(iteration, name)] = logits
             metrics = classification_metrics(scores, self.data.val.targets, self.data.classes)
             value = self._selection_value(name, metrics[metric])
             if self.keep_threshold_scores and self.on_scores is not None:
@@ -322,19 +325,83 @@ def selection_value(
     return float(np.mean(recent))
 
 
-def store_thresholds(path: Path, data: PreparedData, recipe: Recipe, dev: torch.device) -> None:
-    """Fit per-class detection thresholds of the best model on validation clips; store them.
+def calibrate_and_fit_thresholds(
+    window_logits: list[torch.Tensor],
+    targets: np.ndarray,
+    classes: list[str],
+    recipe: Recipe,
+    activation: Activation | str,
+    clips: str,
+) -> tuple[CalibrationFit, dict[str, Any], str]:
+    """Calibration, then thresholds fitted on the calibrated scores.
 
-    `bioclass scan` uses them unless the user overrides them (--thresholds).
+    The order matters: a scan thresholds calibrated scores, so the thresholds must be fitted on
+    the same calibrated scores (fitted on raw ones, they would sit at another point of the
+    precision/recall curve).
+
+    Args:
+        window_logits: each validation clip's (K_i, C) window logits (the windows of
+            `threshold_pooling`, which are validation's windows too).
+        targets: (N,) their true class indices.
+        clips: which clips these are, for the checkpoint (e.g. "120 validation clips").
+
+    Returns:
+        (the calibration fit, the thresholds, how the thresholds were fitted)
+    """
+    pooling = threshold_pooling(recipe)
+    fit = fit_calibration(
+        window_logits, targets, activation, f"{clips}, mean window logits per clip"
+    )
+    score_map = ScoreMap(Activation.parse(activation), fit.calibration)
+    scores = pool_clips(window_logits, score_map, pooling.method, len(classes))
+    thresholds = fit_thresholds(scores, targets, classes, recipe.data.background_label)
+    method = f"{FIT_METHOD} ({clips}, calibrated scores, {pooling.method} over windows)"
+    return fit, thresholds, method
+
+
+def store_calibration_and_thresholds(
+    path: Path, data: PreparedData, recipe: Recipe, dev: torch.device
+) -> CalibrationFit:
+    """Fit the best model's calibration on the validation clips, then its per-class detection
+    thresholds on the calibrated scores; store both in the checkpoint.
+
+    `bioclass scan` uses them unless the user overrides them (--thresholds, --calibration off).
+    Only the best model is touched: model selection (metrics.csv) saw raw scores.
     """
     model, ckpt = load_model(path)
     activation = checkpoint_info(ckpt, path).activation
-    pooling = threshold_pooling(recipe)
-    scores, targets = predict_clips(
-        model.to(dev), data.val, activation, recipe.train.batch_size * 2, dev, pooling=pooling
+    logits = clip_window_logits(
+        model.to(dev), data.val, threshold_pooling(recipe), recipe.train.batch_size * 2, dev
     )
-    ckpt["thresholds"] = fit_thresholds(scores, targets, data.classes, recipe.data.background_label)
-    ckpt["thresholds_method"] = (
-        f"{FIT_METHOD} ({len(data.val)} validation clips, {pooling.method} over windows)"
+    fit, thresholds, method = calibrate_and_fit_thresholds(
+        logits,
+        data.val.targets,
+        data.classes,
+        recipe,
+        activation,
+        f"{len(data.val)} validation clips",
     )
+    ckpt["calibration"] = fit.calibration.to_dict()
+    ckpt["thresholds"] = thresholds
+    ckpt["thresholds_method"] = method
     atomic_save(ckpt, path)
+    return fit
+
+
+def report_calibration(run: RunDirectory, fit: CalibrationFit, best: dict[str, Any]) -> None:
+    """Print the ECE before and after, add the calibration to best.json (`best`, updated in
+    place) and draw calibration.png."""
+    c = fit.calibration
+    fitted = f"T = {c.temperature:.3f}" if c.method == "temperature" else "a, b per class"
+    best["calibration"] = c.to_dict()
+    run.write_text("best.json", json.dumps(best, indent=2, default=float))
+    plot_reliability(
+        (fit.before.confidence, fit.before.frequency, fit.before.counts, fit.before.ece),
+        (fit.after.confidence, fit.after.frequency, fit.after.counts, fit.after.ece),
+        run / CALIBRATION_PNG,
+        f"Reliability: {c.fitted_on.split(',')[0]}",
+    )
+    console.print(
+        f"calibration: {c.method} ({fitted}) on {c.fitted_on}: "
+        f"ECE {c.ece_before:.3f} -> {c.ece_after:.3f}"
+    )

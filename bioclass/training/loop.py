@@ -28,7 +28,12 @@ from bioclass.recipe import Recipe, dump_recipe, load_recipe, recipe_from_dict
 from bioclass.runtime.device import pick_device
 from bioclass.runtime.rundir import LAST, RunDirectory
 from bioclass.training.cv import CV_METRICS, cross_validate
-from bioclass.training.fit import BEST, Fit, store_thresholds
+from bioclass.training.fit import (
+    BEST,
+    Fit,
+    report_calibration,
+    store_calibration_and_thresholds,
+)
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +108,8 @@ def train(
     fit.run()
     frame = pd.DataFrame(fit.state.history)
     _finish(run, frame, fit.state.best, data.classes, recipe.train.metric)
-    store_thresholds(run / BEST, data, recipe, dev)
+    calibration = store_calibration_and_thresholds(run / BEST, data, recipe, dev)
+    report_calibration(run, calibration, fit.state.best)
     best = _report_test(run, recipe, dev, fit.state.best)
     return TrainResult(run.path, best, frame)
 
