@@ -107,6 +107,10 @@ def test_cross_validated_training_end_to_end(cv_run: Path) -> None:
     assert ckpt["iteration"] == best["iteration"]
     assert ckpt["use_ema"] == (best["weights"] == "ema")
     assert "out-of-fold clips of 2-fold cross-validation" in ckpt["thresholds_method"]
+    # Calibrated on the same out-of-fold clips, then the thresholds on calibrated scores.
+    assert "out-of-fold clips" in ckpt["calibration"]["fitted_on"]
+    assert "calibrated scores" in ckpt["thresholds_method"]
+    assert best["calibration"] == ckpt["calibration"] and (run / "calibration.png").is_file()
 
 
 def test_interrupted_cross_validation_resumes_to_the_same_model(
