@@ -249,3 +249,26 @@ def test_a_checkpoint_without_calibration_scans_as_before(
         "--calibration", "on", "--device", "cpu",
     )  # fmt: skip
     assert code == 1 and "no calibration" in output
+
+
+def test_shared_platt_keeps_decisions_and_per_class_may_not() -> None:
+    from bioclass.evaluation.calibration import fit_calibration
+
+    rng = np.random.default_rng(0)
+    # Class 1's logits run hot: a per-class map pulls it down relative to class 0.
+    targets = rng.integers(0, 2, 400)
+    logits = rng.normal(0, 1, (400, 2)) + np.stack([2 * (targets == 0), 2 * (targets == 1) + 3], 1)
+    windows = [torch.tensor(row[None, :], dtype=torch.float32) for row in logits]
+    shared = fit_calibration(windows, targets, "sigmoid", "test").calibration
+    assert len(set(shared.a)) == 1 and len(set(shared.b)) == 1 and shared.a[0] > 0
+    per_class = fit_calibration(windows, targets, "sigmoid", "test", per_class=True).calibration
+    assert per_class.b[0] != pytest.approx(per_class.b[1], abs=0.1)
+
+
+def test_recipe_chooses_the_calibration() -> None:
+    from bioclass.recipe import recipe_from_dict
+
+    assert recipe_from_dict({}).train.calibration == "shared"
+    assert recipe_from_dict({"train": {"calibration": "none"}}).train.calibration == "none"
+    with pytest.raises(BioclassError, match="train.calibration must be one of"):
+        recipe_from_dict({"train": {"calibration": "isotonic"}})

@@ -176,14 +176,19 @@ def fit_calibration(
     targets: np.ndarray,
     activation: Activation | str,
     fitted_on: str,
+    per_class: bool = False,
 ) -> CalibrationFit:
     """Fit the calibration of a model's scores on labelled clips.
 
     Args:
         window_logits: each clip's (K_i, C) window logits (`clip_window_logits`).
         targets: (N,) true class indices.
-        activation: softmax (temperature scaling) or sigmoid (Platt scaling per class).
+        activation: softmax (temperature scaling) or sigmoid (Platt scaling).
         fitted_on: which clips these are, for the checkpoint.
+        per_class: sigmoid: one Platt map per class instead of one for all. One map for all
+            (a > 0) keeps every clip's top class and each class's ranking, so accuracy, UAR and
+            AP stay what validation measured; a map per class can reorder classes, fitted on a
+            few validation clips per class.
     """
     activation = Activation.parse(activation)
     n_classes = window_logits[0].shape[1] if window_logits else 0
@@ -192,7 +197,11 @@ def fit_calibration(
     if activation is Activation.SOFTMAX:
         calibration = Calibration("temperature", temperature=fit_temperature(logits, targets))
     else:
-        fits = [fit_platt(logits[:, c], targets == c) for c in range(n_classes)]
+        one_hot = targets[:, None] == np.arange(n_classes)[None, :]  # (N, C)
+        if per_class:
+            fits = [fit_platt(logits[:, c], one_hot[:, c]) for c in range(n_classes)]
+        else:
+            fits = [fit_platt(logits.reshape(-1), one_hot.reshape(-1))] * n_classes
         calibration = Calibration("platt", a=tuple(a for a, _ in fits), b=tuple(b for _, b in fits))
     raw = ScoreMap(activation)(torch.from_numpy(logits)).numpy()
     calibrated = ScoreMap(activation, calibration)(torch.from_numpy(logits)).numpy()

@@ -181,6 +181,10 @@ class TrainSection:
     # Grouped, stratified K-fold cross-validation picks the iteration count (and raw or EMA
     # weights), then the final model trains on all train+val clips (null: one split).
     cv_folds: int | None = None
+    # Calibration fitted on the validation clips after model selection (see README):
+    # shared (one temperature or one Platt map for all classes: decisions unchanged),
+    # per_class (sigmoid models: a Platt map per class) or none.
+    calibration: str = "shared"
 
 
 @dataclass(frozen=True)

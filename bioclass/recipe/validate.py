@@ -13,6 +13,7 @@ from bioclass.recipe.objectives import frozen_encoder_problem, mixup_problem
 from bioclass.recipe.rules import Rules, each
 from bioclass.recipe.schema import Recipe, ViewAugmentSection, WaveAugmentSection
 from bioclass.recipe.vocab import (
+    CALIBRATIONS,
     FADE_SHAPES,
     LOSSES,
     METRICS,
@@ -91,6 +92,7 @@ def check_settings(recipe: Recipe, rules: Rules) -> None:
     rules.one_of("train.pooling", t.pooling, POOLINGS)
     rules.in_range("train.pooling_hop", t.pooling_hop, 0, 1, "(]")
     rules.at_least("train.smoothing", t.smoothing, 1)
+    rules.one_of("train.calibration", t.calibration, CALIBRATIONS)
     if t.cv_folds is not None:
         rules.at_least("train.cv_folds", t.cv_folds, 2, note="(or null: one split)")
     rules.at_least(

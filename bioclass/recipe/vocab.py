@@ -18,6 +18,7 @@ SAMPLINGS = ("random", "non_overlapping", "same")
 # windows' probabilities, their maximum, the activation of their mean logits, or (as bioclass
 # did before pooling) the centre window alone.
 POOLINGS = ("mean_prob", "max_prob", "mean_logit", "centre")
+CALIBRATIONS = ("shared", "per_class", "none")
 
 FADE_SHAPES = ("linear", "logarithmic", "exponential")
 TIME_MASK_FILLS = ("noise", "zero")

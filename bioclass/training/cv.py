@@ -305,7 +305,7 @@ def _store_cv_calibration(
     targets: np.ndarray,
     clips: LabelledClips,
     recipe: Recipe,
-) -> CalibrationFit:
+) -> CalibrationFit | None:
     """Calibration and thresholds of the final model from the folds' out-of-fold window logits
     at the chosen round (the final model has no clips of its own left to fit them on): the
     folds' models at that round stand in for the final one, as for its metrics."""
@@ -318,7 +318,8 @@ def _store_cv_calibration(
         ckpt["score_activation"],
         f"{len(targets)} out-of-fold clips of {recipe.train.cv_folds}-fold cross-validation",
     )
-    ckpt["calibration"] = fit.calibration.to_dict()
+    if fit is not None:
+        ckpt["calibration"] = fit.calibration.to_dict()
     ckpt["thresholds"] = thresholds
     ckpt["thresholds_method"] = method
     atomic_save(ckpt, path)

@@ -332,8 +332,9 @@ def calibrate_and_fit_thresholds(
     recipe: Recipe,
     activation: Activation | str,
     clips: str,
-) -> tuple[CalibrationFit, dict[str, Any], str]:
-    """Calibration, then thresholds fitted on the calibrated scores.
+) -> tuple[CalibrationFit | None, dict[str, Any], str]:
+    """Calibration (unless `train.calibration: none`), then thresholds fitted on the
+    calibrated scores.
 
     The order matters: a scan thresholds calibrated scores, so the thresholds must be fitted on
     the same calibrated scores (fitted on raw ones, they would sit at another point of the
@@ -346,22 +347,29 @@ def calibrate_and_fit_thresholds(
         clips: which clips these are, for the checkpoint (e.g. "120 validation clips").
 
     Returns:
-        (the calibration fit, the thresholds, how the thresholds were fitted)
+        (the calibration fit or None, the thresholds, how the thresholds were fitted)
     """
     pooling = threshold_pooling(recipe)
-    fit = fit_calibration(
-        window_logits, targets, activation, f"{clips}, mean window logits per clip"
-    )
-    score_map = ScoreMap(Activation.parse(activation), fit.calibration)
+    fit = None
+    if recipe.train.calibration != "none":
+        fit = fit_calibration(
+            window_logits,
+            targets,
+            activation,
+            f"{clips}, mean window logits per clip",
+            per_class=recipe.train.calibration == "per_class",
+        )
+    score_map = ScoreMap(Activation.parse(activation), fit.calibration if fit else None)
     scores = pool_clips(window_logits, score_map, pooling.method, len(classes))
     thresholds = fit_thresholds(scores, targets, classes, recipe.data.background_label)
-    method = f"{FIT_METHOD} ({clips}, calibrated scores, {pooling.method} over windows)"
+    scored = "calibrated" if fit else "uncalibrated"
+    method = f"{FIT_METHOD} ({clips}, {scored} scores, {pooling.method} over windows)"
     return fit, thresholds, method
 
 
 def store_calibration_and_thresholds(
     path: Path, data: PreparedData, recipe: Recipe, dev: torch.device
-) -> CalibrationFit:
+) -> CalibrationFit | None:
     """Fit the best model's calibration on the validation clips, then its per-class detection
     thresholds on the calibrated scores; store both in the checkpoint.
 
@@ -381,18 +389,26 @@ def store_calibration_and_thresholds(
         activation,
         f"{len(data.val)} validation clips",
     )
-    ckpt["calibration"] = fit.calibration.to_dict()
+    if fit is not None:
+        ckpt["calibration"] = fit.calibration.to_dict()
     ckpt["thresholds"] = thresholds
     ckpt["thresholds_method"] = method
     atomic_save(ckpt, path)
     return fit
 
 
-def report_calibration(run: RunDirectory, fit: CalibrationFit, best: dict[str, Any]) -> None:
+def report_calibration(run: RunDirectory, fit: CalibrationFit | None, best: dict[str, Any]) -> None:
     """Print the ECE before and after, add the calibration to best.json (`best`, updated in
-    place) and draw calibration.png."""
+    place) and draw calibration.png (nothing with `train.calibration: none`)."""
+    if fit is None:
+        return
     c = fit.calibration
-    fitted = f"T = {c.temperature:.3f}" if c.method == "temperature" else "a, b per class"
+    if c.method == "temperature":
+        fitted = f"T = {c.temperature:.3f}"
+    elif len(set(c.a)) == 1 and len(set(c.b)) == 1:
+        fitted = f"a = {c.a[0]:.3f}, b = {c.b[0]:.3f} for every class"
+    else:
+        fitted = "a, b per class"
     best["calibration"] = c.to_dict()
     run.write_text("best.json", json.dumps(best, indent=2, default=float))
     plot_reliability(
