@@ -94,14 +94,36 @@ def train(
     run_training(loaded, out, device=device)
 
 
+# The options of `evaluate --annotations`, by parameter name, for messages.
+ANNOTATION_FLAGS = {
+    "audio_root": "--audio-root",
+    "label_column": "--label-column",
+    "label_map": "--map",
+    "extent": "--extent",
+    "min_overlap_s": "--min-overlap",
+    "threshold": "--threshold",
+    "thresholds_csv": "--thresholds",
+    "bootstrap": "--bootstrap",
+    "seed": "--seed",
+    "absent": "--absent",
+    "scan_out": "--scan-out",
+    "hop_seconds": "--hop",
+    "mode": "--mode",
+}
+
+
+# Two forms: MODEL DATA scores labelled clips; SOURCE --annotations TABLE scores a model, a
+# detections CSV or a score matrix against annotation tables. --annotations decides which, and
+# the options of the other form are refused rather than silently ignored.
 @main.command()
-@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
-@click.argument("data", type=click.Path(path_type=Path))
+@click.argument("source", metavar="MODEL_OR_DETECTIONS", type=click.Path(path_type=Path))
+@click.argument("data", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--split", help="Only the rows of this split of a CSV (train, devel, test).")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the metrics as JSON ('-' for stdout).",
+    help="Write the metrics as JSON ('-' for stdout); with --annotations, the per-level CSVs "
+    "and plots go beside it.",
 )
 @click.option(
     "--predictions",
@@ -122,10 +144,80 @@ def train(
     help="Apply the calibration fitted in training to the scores (default: on when the "
     "checkpoint has one).",
 )
+@click.option(
+    "--annotations",
+    "tables",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="Annotation table (Raven, Audacity, CSV) or folder of them, repeatable: evaluate "
+    "SOURCE (a model, a detections CSV or a score matrix) against them instead of clips.",
+)
+@click.option(
+    "--audio-root",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder the annotated recordings are under.",
+)
+@click.option("--label-column", help="Raven tables' label column (default: Annotation, ...).")
+@click.option(
+    "--map",
+    "label_map",
+    multiple=True,
+    metavar="OLD=NEW",
+    help="Rename an annotation label (repeatable); OLD= drops it.",
+)
+@click.option(
+    "--extent",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="CSV file,start_time,end_time of the annotated stretches (default: whole recordings).",
+)
+@click.option(
+    "--min-overlap",
+    "min_overlap_s",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds of a window a box must cover to make it positive "
+    "(default: half the shorter of window and box).",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1),
+    help="One threshold for every class (model or score matrix; default: the stored ones).",
+)
+@click.option(
+    "--thresholds",
+    "thresholds_csv",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="CSV label,threshold for some or all classes (model or score matrix).",
+)
+@click.option(
+    "--bootstrap",
+    type=click.IntRange(min=0),
+    help="Bootstrap replicates over recordings for the 95% intervals (default 1000; 0: none).",
+)
+@click.option("--seed", type=int, help="Seed of the bootstrap (default 0).")
+@click.option(
+    "--absent",
+    type=click.Choice(["skip", "empty"]),
+    help="Annotated recordings a detections CSV never mentions: skip them (default) or count "
+    "them as scanned with nothing found.",
+)
+@click.option(
+    "--scan-out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Keep the model's scan of the annotated recordings here (default: a temporary folder).",
+)
+@click.option(
+    "--hop",
+    "hop_seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Scan hop in seconds when SOURCE is a model (default: half a window).",
+)
+@click.option(
+    "--mode", type=click.Choice(["fast", "exact"]), help="Scan mode when SOURCE is a model."
+)
 @_friendly
 def evaluate(
-    model: Path,
-    data: Path,
+    source: Path,
+    data: tuple[Path, ...],
     split: str | None,
     out: Path | None,
     predictions: Path | None,
@@ -133,21 +225,64 @@ def evaluate(
     device: str,
     pooling: str | None,
     calibration: str | None,
+    tables: tuple[Path, ...],
+    **annotation_options: Any,
 ) -> None:
-    """Score MODEL (a checkpoint) on labelled DATA (class folders or a labels CSV)."""
+    """Score MODEL on labelled DATA (class folders or a labels CSV), or, with --annotations,
+    score a model, a detections CSV or a score matrix against annotation tables."""
+    if tables:
+        # A model given with --annotations is scanned with its calibration (on when it has
+        # one), as `bioclass scan` would; the switch belongs to the clip form.
+        clip_only = {
+            "--split": split,
+            "--predictions": predictions,
+            "--pooling": pooling,
+            "--calibration": calibration,
+        }
+        given = [flag for flag, value in clip_only.items() if value is not None]
+        if given:
+            raise BioclassError(
+                f"{', '.join(given)} belong to evaluating labelled clips (MODEL DATA), "
+                "not to --annotations"
+            )
+        if data:
+            raise BioclassError(
+                f"with --annotations, {source} is the only argument (unexpected: {data[0]}); "
+                "give each table with its own --annotations, or the folder that holds them"
+            )
+        _evaluate_annotations(source, tables, out, batch_size, device, **annotation_options)
+        return
+    given = [
+        ANNOTATION_FLAGS[name]
+        for name, value in annotation_options.items()
+        if value is not None and value != ()
+    ]
+    if given:
+        raise BioclassError(
+            f"{', '.join(given)} belong to evaluating against annotation tables: add "
+            "--annotations TABLE"
+        )
+    if len(data) != 1:
+        raise BioclassError(
+            "give labelled DATA (class folders or a labels CSV) after MODEL, or --annotations "
+            "TABLE to evaluate against annotation tables"
+            if not data
+            else f"give one DATA (got {len(data)}: {', '.join(map(str, data[:3]))})"
+        )
+    model = source
     from bioclass.core.atomic import atomic_write_text
     from bioclass.evaluation.evaluate import evaluate_model
     from bioclass.evaluation.report import print_metrics
 
     metrics, per_clip, bad = evaluate_model(
-        model, data, split, batch_size, device, pooling, calibration
+        model, data[0], split, batch_size, device, pooling, calibration
     )
     if len(bad):
         console.print(
             f"[yellow]{len(bad)} unreadable clip(s) skipped, first: {bad['error'].iloc[0]}"
         )
     metrics["skipped_files"] = bad.to_dict(orient="records")
-    print_metrics(metrics, f"{model} on {data}")
+    print_metrics(metrics, f"{model} on {data[0]}")
     if predictions is not None:
         atomic_write_text(predictions, per_clip.to_csv(index=False))
     if out is not None:
@@ -157,6 +292,78 @@ def evaluate(
         else:
             atomic_write_text(out, text + "\n")
             console.print(f"wrote {out}")
+
+
+def _label_mapping(values: tuple[str, ...]) -> dict[str, str | None]:
+    """`--map OLD=NEW` (rename) and `--map OLD=` (drop) as the annotation layer's mapping."""
+    mapping: dict[str, str | None] = {}
+    for value in values:
+        old, sep, new = value.partition("=")
+        old = old.strip()
+        if not sep or not old:
+            raise BioclassError(f"--map {value!r}: use OLD=NEW to rename a label, OLD= to drop it")
+        target = new.strip() or None
+        if mapping.get(old, target) != target:
+            raise BioclassError(f"--map: {old!r} is mapped twice ({mapping[old]!r}, {target!r})")
+        mapping[old] = target
+    return mapping
+
+
+def _evaluate_annotations(
+    source: Path,
+    tables: tuple[Path, ...],
+    out: Path | None,
+    batch_size: int,
+    device: str,
+    *,
+    audio_root: Path | None,
+    label_column: str | None,
+    label_map: tuple[str, ...],
+    extent: Path | None,
+    min_overlap_s: float | None,
+    threshold: float | None,
+    thresholds_csv: Path | None,
+    bootstrap: int | None,
+    seed: int | None,
+    absent: str | None,
+    scan_out: Path | None,
+    hop_seconds: float | None,
+    mode: str | None,
+) -> None:
+    from bioclass.evaluation.annotated import AnnotationSettings
+    from bioclass.evaluation.annotation_report import (
+        print_annotation_report,
+        write_annotation_report,
+    )
+    from bioclass.scan.evaluate_annotations import ScanChoices, ThresholdChoices, evaluate_source
+
+    defaults = AnnotationSettings()
+    settings = AnnotationSettings(
+        min_overlap_s=min_overlap_s,
+        bootstrap=defaults.bootstrap if bootstrap is None else bootstrap,
+        seed=defaults.seed if seed is None else seed,
+        absent=absent,
+    )
+    report = evaluate_source(
+        source,
+        tables,
+        settings,
+        audio_root=audio_root,
+        label_column=label_column,
+        mapping=_label_mapping(label_map),
+        extent=extent,
+        thresholds=ThresholdChoices(threshold, thresholds_csv),
+        scan_choices=ScanChoices(hop_seconds, mode, batch_size, device, scan_out),
+    )
+    print_annotation_report(report)
+    if out is None:
+        return
+    if str(out) == "-":
+        click.echo(json.dumps(report.to_json(), indent=2))
+        console.print("the per-level CSVs and plots need a file name: --out report.json")
+        return
+    written = write_annotation_report(report, out)
+    console.print(f"wrote {out} and {len(written) - 1} table(s) and plot(s) beside it")
 
 
 @main.command()

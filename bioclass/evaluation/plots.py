@@ -1,7 +1,9 @@
-"""Run plots: learning curve and confusion matrix, written as PNG files."""
+"""Plots written as PNG files: learning curves and the confusion matrix of a run; precision-recall
+curves and detection score histograms of an evaluation against annotations."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -10,6 +12,8 @@ matplotlib.use("Agg")  # files only: training runs on headless machines
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+
+from bioclass.core.atomic import atomic_write_bytes  # noqa: E402
 
 
 def plot_learning_curve(history: pd.DataFrame, metric: str, path: Path) -> None:
@@ -122,3 +126,67 @@ def plot_reliability(
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _grid(n: int) -> tuple[plt.Figure, list[plt.Axes]]:
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False)
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def _save(fig: plt.Figure, path: Path) -> None:
+    # Rendered in memory and written by the atomic writer: no half-written PNG on failure.
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def plot_precision_recall(curves: dict[str, dict], path: Path) -> None:
+    """One precision-recall curve per class (window level, ranked by the class's score), the
+    operating point of the thresholds marked."""
+    fig, axes = _grid(max(len(curves), 1))
+    for ax, (name, curve) in zip(axes, curves.items(), strict=False):
+        if len(curve["recall"]):
+            # AP's rectangles: each threshold's precision over the recall it adds.
+            recall = np.r_[0.0, curve["recall"]]
+            precision = np.r_[curve["precision"][0], curve["precision"]]
+            ax.step(recall, precision, where="pre")
+        point = curve.get("operating_point")
+        if point is not None and not np.isnan(point).any():
+            ax.plot(*point, "o", color="C3", label="at threshold")
+            ax.legend(loc="lower left", fontsize=8)
+        ap = curve.get("ap", float("nan"))
+        ax.set(
+            xlabel="recall",
+            ylabel="precision",
+            title=f"{name}  AP {ap:.2f}" if ap == ap else f"{name}  (no positive window)",
+            xlim=(0, 1.02),
+            ylim=(0, 1.02),
+        )
+        ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def plot_score_histograms(detections: pd.DataFrame, classes: list[str], path: Path) -> None:
+    """Per class, the scores of true (matched) and false detections, as two histograms."""
+    fig, axes = _grid(max(len(classes), 1))
+    bins = np.linspace(0, 1, 21)
+    for ax, name in zip(axes, classes, strict=False):
+        rows = detections[detections["label"] == name]
+        for outcome, colour in (("true positive", "C2"), ("false positive", "C3")):
+            values = rows.loc[rows["outcome"] == outcome, "score"].dropna()
+            ax.hist(values, bins=bins, alpha=0.6, color=colour, label=f"{outcome}s ({len(values)})")
+        ax.set(xlabel="detection score", ylabel="detections", title=name)
+        if rows["score"].notna().any():
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "no detections", ha="center", va="center", transform=ax.transAxes)
+            ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+    _save(fig, path)

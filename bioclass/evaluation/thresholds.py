@@ -4,6 +4,7 @@ the checkpoint, overridable from a CSV, with a default for classes that have non
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,9 @@ import numpy as np
 import pandas as pd
 
 from bioclass.core.errors import BioclassError
+
+# The threshold of a class that has none fitted or given (scan and evaluation alike).
+DEFAULT_THRESHOLD = 0.5
 
 FIT_METHOD = (
     "per class c, the threshold t maximising F1 on the validation clips of the decision rule the "
@@ -130,3 +134,30 @@ def resolve_thresholds(
         else:
             values.append(default)
     return np.asarray(values, dtype=np.float64)
+
+
+def choose_thresholds(
+    classes: list[str],
+    stored: Mapping[str, float | None] | None,
+    stored_origin: str,
+    threshold: float | None = None,
+    thresholds_csv: Path | None = None,
+) -> tuple[dict[str, float], str]:
+    """Per-class thresholds as a scan would apply them, and where they came from.
+
+    `--thresholds FILE` for the classes it lists, then `--threshold T` for every class, then the
+    stored ones (a manifest's or a checkpoint's), then `DEFAULT_THRESHOLD`.
+    """
+    override = read_thresholds_csv(thresholds_csv, classes) if thresholds_csv else None
+    fitted = stored if threshold is None else None
+    default = DEFAULT_THRESHOLD if threshold is None else threshold
+    values = resolve_thresholds(classes, default, dict(fitted) if fitted else None, override)
+    if thresholds_csv is not None:
+        origin = f"--thresholds {thresholds_csv}"
+    elif threshold is not None:
+        origin = f"--threshold {threshold:g}"
+    elif stored and any(v is not None for v in stored.values()):
+        origin = stored_origin
+    else:
+        origin = f"default {DEFAULT_THRESHOLD:g} (no stored thresholds)"
+    return dict(zip(classes, map(float, values), strict=True)), origin

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from bioclass.core.errors import BioclassError
+from bioclass.evaluation.intervals import overlapping_pairs, shared_codes
 
 
 def read_truth(path: str | Path) -> pd.DataFrame:
@@ -22,41 +23,71 @@ def read_truth(path: str | Path) -> pd.DataFrame:
     return table
 
 
+def match_one_to_one(
+    det_start: np.ndarray,
+    det_end: np.ndarray,
+    det_group: np.ndarray,
+    truth_start: np.ndarray,
+    truth_end: np.ndarray,
+    truth_group: np.ndarray,
+    min_overlap_s: float = 0.0,
+) -> np.ndarray:
+    """One-to-one matching of detections to truth events of the same group.
+
+    A pair may match when both are in one group (same label, same recording: the caller's
+    integer codes) and their intervals overlap by more than `min_overlap_s`; each truth event
+    takes at most one detection and vice versa, greedily by largest overlap (ties: the later
+    detection row, then the later truth row, first).
+
+    Returns:
+        (n_detections,) index of the truth row each detection matched, -1 for none.
+    """
+    i, j, overlap = overlapping_pairs(
+        det_start, det_end, det_group, truth_start, truth_end, truth_group
+    )
+    keep = overlap > min_overlap_s
+    i, j, overlap = i[keep], j[keep], overlap[keep]
+    matched = np.full(len(det_start), -1, dtype=np.int64)
+    truth_taken = np.zeros(len(truth_start), dtype=bool)
+    for k in np.lexsort((-j, -i, -overlap)):  # largest overlap first
+        d, t = i[k], j[k]
+        if matched[d] < 0 and not truth_taken[t]:
+            matched[d] = t
+            truth_taken[t] = True
+    return matched
+
+
 def match_events(
     detections: pd.DataFrame, truth: pd.DataFrame, min_overlap_s: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """One-to-one matching of detections to truth events of the same label (and file).
 
     A pair matches when the two intervals overlap by more than `min_overlap_s`; each truth
-    event takes at most one detection and vice versa, greedily by largest overlap.
+    event takes at most one detection and vice versa, greedily by largest overlap. A truth
+    table's `file` column is compared by file name: truth tables often name files without
+    folders.
 
     Returns:
         (matched flags per detection row, matched flags per truth row).
     """
-    det_hit = np.zeros(len(detections), dtype=bool)
+    det_keys = [detections["label"].astype(str).to_numpy()]
+    truth_keys = [truth["label"].astype(str).to_numpy()]
+    if "file" in truth.columns:
+        det_keys.append([Path(str(f)).name for f in detections["file"]])
+        truth_keys.append([Path(str(f)).name for f in truth["file"]])
+    det_group, truth_group = shared_codes(det_keys, truth_keys)
+    matched = match_one_to_one(
+        detections["start_time"].to_numpy(float),
+        detections["end_time"].to_numpy(float),
+        det_group,
+        truth["start_time"].to_numpy(float),
+        truth["end_time"].to_numpy(float),
+        truth_group,
+        min_overlap_s,
+    )
     truth_hit = np.zeros(len(truth), dtype=bool)
-    by_file = "file" in truth.columns
-    pairs = []
-    for i, d in enumerate(detections.itertuples(index=False)):
-        same = truth["label"].to_numpy() == d.label
-        if by_file:
-            same &= _same_file(truth["file"], d.file)
-        for j in np.flatnonzero(same):
-            overlap = min(d.end_time, truth["end_time"].iat[j]) - max(
-                d.start_time, truth["start_time"].iat[j]
-            )
-            if overlap > min_overlap_s:
-                pairs.append((overlap, i, j))
-    for _, i, j in sorted(pairs, reverse=True):
-        if not det_hit[i] and not truth_hit[j]:
-            det_hit[i] = truth_hit[j] = True
-    return det_hit, truth_hit
-
-
-def _same_file(column: pd.Series, file: str) -> np.ndarray:
-    # Truth tables often name files without folders: compare names when paths differ.
-    name = Path(file).name
-    return np.array([f == file or Path(str(f)).name == name for f in column])
+    truth_hit[matched[matched >= 0]] = True
+    return matched >= 0, truth_hit
 
 
 def event_scores(detections: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:

@@ -12,4 +12,9 @@ Modules, in the order a scan runs them (model loading, decoding and scoring live
     manifest    what was run, with which models, and what it produced
     runner      the scan procedure tying these together
     report      the terminal summary (and event precision/recall against a truth table)
+
+and, for `bioclass evaluate SOURCE --annotations TABLE` (the evaluation floor computes the
+metrics but cannot run the scanner):
+    evaluate_annotations  the source's kind, a model's scan of the annotated recordings, events
+                          re-made from a score matrix
 """

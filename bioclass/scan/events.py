@@ -180,6 +180,41 @@ class Detector:
     background_label: str
 
 
+def stream_events(
+    file: str,
+    channel: int | None,
+    starts_s: np.ndarray,
+    ends_s: np.ndarray,
+    scores: np.ndarray,
+    detector: Detector,
+    options: ScanOptions,
+) -> pd.DataFrame:
+    """The events (or labelled windows, without merging) of one stream's window scores."""
+    labels, label_scores = window_labels(
+        scores,
+        detector.thresholds,
+        detector.classes,
+        detector.background_label,
+        options.keep_background,
+    )
+    args = (file, channel, starts_s, ends_s, labels, label_scores)
+    if options.merge:
+        return merge_events(
+            *args, min_gap_s=options.min_gap_s, min_duration_s=options.min_duration_s
+        )
+    return window_rows(*args)
+
+
+def _sorted(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    if not tables:
+        return pd.DataFrame(columns=EVENT_COLUMNS)
+    return (
+        pd.concat(tables, ignore_index=True)
+        .sort_values(["start_time", "channel", "label"], kind="mergesort", na_position="first")
+        .reset_index(drop=True)
+    )
+
+
 def file_events(
     file: str, streams: Sequence[StreamScores], detector: Detector, options: ScanOptions
 ) -> pd.DataFrame:
@@ -187,26 +222,41 @@ def file_events(
 
     Rows are sorted by start time, channel and label.
     """
+    return _sorted(
+        [
+            stream_events(file, s.channel, s.starts_s, s.ends_s, s.scores, detector, options)
+            for s in streams
+        ]
+    )
+
+
+def events_from_score_matrix(
+    matrix: pd.DataFrame, detector: Detector, options: ScanOptions
+) -> pd.DataFrame:
+    """The events a scan with `detector` and `options` makes of a score matrix's windows.
+
+    The matrix is `scan --scores`'s table (file, channel, start_time, end_time, one column per
+    class); each file and channel is one stream, as the scan scored it, so re-thresholding a
+    matrix gives the events the scan would have written with those thresholds (to the float32
+    rounding of the stored scores). Files keep the matrix's order.
+    """
     tables = []
-    for s in streams:
-        labels, label_scores = window_labels(
-            s.scores,
-            detector.thresholds,
-            detector.classes,
-            detector.background_label,
-            options.keep_background,
-        )
-        args = (file, s.channel, s.starts_s, s.ends_s, labels, label_scores)
-        if options.merge:
-            tables.append(
-                merge_events(
-                    *args, min_gap_s=options.min_gap_s, min_duration_s=options.min_duration_s
+    for file, rows in matrix.groupby("file", sort=False):
+        streams = []
+        for channel, part in rows.groupby("channel", sort=False, dropna=False):
+            part = part.sort_values("start_time", kind="mergesort")
+            streams.append(
+                stream_events(
+                    str(file),
+                    None if pd.isna(channel) else int(channel),
+                    part["start_time"].to_numpy(np.float64),
+                    part["end_time"].to_numpy(np.float64),
+                    part[detector.classes].to_numpy(np.float32),
+                    detector,
+                    options,
                 )
             )
-        else:
-            tables.append(window_rows(*args))
-    return (
-        pd.concat(tables, ignore_index=True)
-        .sort_values(["start_time", "channel", "label"], kind="mergesort", na_position="first")
-        .reset_index(drop=True)
-    )
+        tables.append(_sorted(streams))
+    if not tables:
+        return pd.DataFrame(columns=EVENT_COLUMNS)
+    return pd.concat(tables, ignore_index=True)

@@ -5,19 +5,20 @@ from __future__ import annotations
 import numpy as np
 
 from bioclass.checkpoint import CheckpointInfo
-from bioclass.evaluation.thresholds import read_thresholds_csv, resolve_thresholds
+from bioclass.evaluation.thresholds import DEFAULT_THRESHOLD, choose_thresholds
 from bioclass.scan.options import ScanOptions
 
-DEFAULT_THRESHOLD = 0.5  # for classes without a fitted threshold
+__all__ = ["DEFAULT_THRESHOLD", "scan_thresholds"]
 
 
 def scan_thresholds(info: CheckpointInfo, options: ScanOptions) -> np.ndarray:
     """(C,) thresholds: --thresholds CSV > --threshold > fitted in the checkpoint > 0.5."""
     classes = list(info.classes)
-    override = (
-        read_thresholds_csv(options.thresholds_csv, classes) if options.thresholds_csv else None
+    chosen, _ = choose_thresholds(
+        classes,
+        info.fitted_thresholds,
+        "the model's fitted thresholds",
+        options.threshold,
+        options.thresholds_csv,
     )
-    # One --threshold for every class replaces the fitted ones (the CSV still overrides it).
-    fitted = info.fitted_thresholds if options.threshold is None else None
-    default = DEFAULT_THRESHOLD if options.threshold is None else options.threshold
-    return resolve_thresholds(classes, default, dict(fitted) if fitted else None, override)
+    return np.array([chosen[c] for c in classes], dtype=np.float64)

@@ -1,0 +1,288 @@
+"""`bioclass evaluate SOURCE --annotations TABLES`: the commands' side of evaluating against
+annotation tables.
+
+The evaluation floor computes the metrics but may not run the scanner (it sits below it), so the
+two steps that need the scanner live here: scanning the annotated recordings when SOURCE is a
+model, and re-deriving a scan's events from a score matrix. After either, SOURCE is what the
+evaluation floor reads: detections, window scores, classes and thresholds.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from bioclass.core.console import console, progress_bar
+from bioclass.core.errors import BioclassError
+from bioclass.evaluation.annotated import (
+    AnnotationReport,
+    AnnotationSettings,
+    evaluate_against_annotations,
+)
+from bioclass.evaluation.ground_truth import GroundTruth, load_ground_truth
+from bioclass.evaluation.sources import (
+    EvaluationInputs,
+    SourceError,
+    manifest_beside_detections,
+    manifest_of_scores,
+    read_detections,
+    read_score_matrix,
+    scores_named_by,
+    source_kind,
+)
+from bioclass.evaluation.thresholds import choose_thresholds
+from bioclass.scan.events import Detector, events_from_score_matrix
+from bioclass.scan.options import ScanOptions
+from bioclass.scan.runner import scan
+
+
+@dataclass(frozen=True)
+class ScanChoices:
+    """How a model is scanned before it is evaluated (None: the scan's default)."""
+
+    hop_seconds: float | None = None
+    mode: str | None = None
+    batch_size: int = 64
+    device: str = "auto"
+    scan_out: Path | None = None  # keep the scan here (resumable); default: a temporary folder
+
+    def given(self) -> list[str]:
+        named = {"--hop": self.hop_seconds, "--mode": self.mode, "--scan-out": self.scan_out}
+        return [flag for flag, value in named.items() if value is not None]
+
+
+@dataclass(frozen=True)
+class ThresholdChoices:
+    """Thresholds to apply instead of the stored ones (scan's --threshold / --thresholds)."""
+
+    threshold: float | None = None
+    thresholds_csv: Path | None = None
+
+    def given(self) -> list[str]:
+        named = {"--threshold": self.threshold, "--thresholds": self.thresholds_csv}
+        return [flag for flag, value in named.items() if value is not None]
+
+
+def evaluate_source(
+    source: Path,
+    tables: Sequence[str | Path],
+    settings: AnnotationSettings,
+    *,
+    audio_root: Path | None = None,
+    label_column: str | None = None,
+    mapping: Mapping[str, str | None] | None = None,
+    extent: Path | None = None,
+    thresholds: ThresholdChoices | None = None,
+    scan_choices: ScanChoices | None = None,
+) -> AnnotationReport:
+    """Evaluate a model, a detections CSV or a score matrix against annotation tables.
+
+    The source and the options are checked before the tables are read (reading them opens
+    every recording's header), and the tables before a model scans anything.
+
+    Raises:
+        BioclassError: a wrong combination of source and options, or any problem the reading
+            or the evaluation finds (one line each).
+    """
+    thresholds = thresholds or ThresholdChoices()
+    scan_choices = scan_choices or ScanChoices()
+    kind = source_kind(source)
+    if kind != "model" and scan_choices.given():
+        raise BioclassError(
+            f"{' and '.join(scan_choices.given())} choose how a model is scanned; {source} is "
+            f"a {'detections CSV' if kind == 'detections' else 'score matrix'}, already scanned"
+        )
+    if kind != "detections" and settings.absent is not None:
+        raise BioclassError(
+            f"--absent is for a detections CSV, which lists only recordings with detections; "
+            f"the scan of {source} lists every recording it scanned"
+        )
+    if kind == "detections" and thresholds.given():
+        raise BioclassError(
+            f"{' and '.join(thresholds.given())}: the detections in {source} were thresholded "
+            "by the scan that wrote them; to evaluate other thresholds, give its score matrix "
+            "(scan --scores) or the model instead"
+        )
+    truth = load_ground_truth(tables, audio_root, label_column, mapping, extent)
+    if kind == "model":
+        inputs = scan_for_evaluation(source, truth, thresholds, scan_choices)
+    elif kind == "detections":
+        inputs = detections_inputs(source)
+    else:
+        inputs = scores_inputs(source, thresholds)
+    return evaluate_against_annotations(inputs, truth, settings)
+
+
+def detections_inputs(path: Path) -> EvaluationInputs:
+    """A detections CSV, with the classes, thresholds and score matrix of the scan manifest
+    beside it when there is one."""
+    detections = read_detections(path)
+    manifest, manifest_path = manifest_beside_detections(path)
+    if manifest is None:
+        return EvaluationInputs(
+            str(path),
+            "detections",
+            detections,
+            notes=[
+                f"window level skipped: it needs the window scores, and no scan manifest "
+                f"({manifest_path.name}) beside {path} names them; evaluate the score matrix "
+                "(scan --scores) or the model instead"
+            ],
+        )
+    notes = []
+    scores = None
+    named = scores_named_by(manifest)
+    found = _existing(named, manifest_path.parent) if named is not None else None
+    if named is None:
+        notes.append(
+            f"window level skipped: the scan that wrote {path} kept no window scores "
+            "(scan --scores FILE keeps them)"
+        )
+    elif found is None:
+        notes.append(
+            f"window level skipped: the score matrix {named} named in {manifest_path} is gone"
+        )
+    else:
+        scores, _ = read_score_matrix(found)
+        _check_same_classes(found, _columns(scores), manifest["classes"], manifest_path)
+    return EvaluationInputs(
+        str(path),
+        "detections",
+        detections,
+        scores=scores,
+        classes=list(manifest["classes"]),
+        background_label=str(manifest.get("background_label", "background")),
+        thresholds=dict(manifest.get("thresholds") or {}),
+        threshold_origin=f"the scan's, from {manifest_path.name}",
+        notes=notes,
+    )
+
+
+def scores_inputs(path: Path, thresholds: ThresholdChoices) -> EvaluationInputs:
+    """A score matrix, and the events a scan makes of it with the chosen thresholds."""
+    matrix, classes = read_score_matrix(path)
+    manifest = manifest_of_scores(path)
+    notes = []
+    if manifest is not None:
+        _check_same_classes(path, classes, manifest["classes"], Path("its manifest"))
+        background = str(manifest.get("background_label", "background"))
+        stored = manifest.get("thresholds")
+        options = ScanOptions(
+            out=Path("-"),
+            keep_background=bool(manifest.get("keep_background", False)),
+            merge=bool(manifest.get("merge", True)),
+            min_gap_s=float(manifest.get("min_gap_s", 0.0)),
+            min_duration_s=float(manifest.get("min_duration_s", 0.0)),
+        )
+        origin = "the scan's, from its manifest"
+    else:
+        background, stored, options, origin = "background", None, ScanOptions(out=Path("-")), ""
+        notes.append(
+            f"no scan manifest names {path}: events are made with the scan's default rules "
+            "(merged, background not reported)"
+        )
+    chosen, origin = choose_thresholds(
+        classes, stored, origin, thresholds.threshold, thresholds.thresholds_csv
+    )
+    detector = Detector(classes, np.array([chosen[c] for c in classes]), background)
+    events = events_from_score_matrix(matrix, detector, options)
+    return EvaluationInputs(
+        str(path),
+        "scores",
+        events[["file", "channel", "start_time", "end_time", "label", "score"]],
+        scores=matrix,
+        classes=classes,
+        background_label=background,
+        thresholds=chosen,
+        threshold_origin=origin,
+        notes=notes,
+    )
+
+
+def scan_for_evaluation(
+    model: Path, truth: GroundTruth, thresholds: ThresholdChoices, choices: ScanChoices
+) -> EvaluationInputs:
+    """Scan the annotated recordings with `model` (window scores kept) and read the result.
+
+    Into `choices.scan_out` (kept: re-running resumes, and the detections can be evaluated
+    again without scanning), else into a temporary folder removed afterwards.
+    """
+    files = [Path(r) for r in truth.recordings]
+    with tempfile.TemporaryDirectory(prefix="bioclass-evaluate-") as tmp:
+        folder = choices.scan_out if choices.scan_out is not None else Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        out = folder / "detections.csv"
+        options = ScanOptions(
+            out=out,
+            hop_seconds=choices.hop_seconds,
+            mode=choices.mode or "fast",
+            device=choices.device,
+            batch_size=choices.batch_size,
+            threshold=thresholds.threshold,
+            thresholds_csv=thresholds.thresholds_csv,
+            scores_path=folder / "detections.scores.parquet",
+        )
+        with progress_bar() as progress:
+            task = progress.add_task("scanning", total=len(files), info="")
+            summary = scan(
+                files,
+                [model],
+                options,
+                on_file=lambda path, seconds: progress.update(task, advance=1, info=path.name),
+            )
+        console.print(
+            f"scanned {summary.n_scanned + summary.n_resumed} annotated recording(s) "
+            f"({summary.audio_seconds / 3600:.3f} h) with {model} in {summary.wall_seconds:.1f} s"
+            + (f" -> {folder}" if choices.scan_out is not None else ""),
+            highlight=False,
+        )
+        inputs = detections_inputs(out)
+    notes = list(inputs.notes)
+    if summary.failed:
+        first = summary.failed[0]
+        notes.append(
+            f"{len(summary.failed)} annotated recording(s) could not be read and are skipped; "
+            f"first: {first['error']}"
+        )
+    if thresholds.thresholds_csv is not None:
+        origin = f"--thresholds {thresholds.thresholds_csv}"
+    elif thresholds.threshold is not None:
+        origin = f"--threshold {thresholds.threshold:g}"
+    else:
+        origin = "the model's fitted thresholds (0.5 where none was fitted)"
+    return replace(inputs, source=str(model), kind="model", threshold_origin=origin, notes=notes)
+
+
+def _existing(named: Path, beside: Path) -> Path | None:
+    """The score matrix a manifest names: as written (relative to where the scan ran), else
+    relative to the manifest's folder, else by name beside it (a moved scan folder)."""
+    for candidate in (named, beside / named, beside / named.name):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _columns(matrix) -> list[str]:
+    return [c for c in matrix.columns if c not in ("file", "channel", "start_time", "end_time")]
+
+
+def _check_same_classes(path: Path, columns: list[str], classes: list, manifest: Path) -> None:
+    if list(columns) != list(classes):
+        raise SourceError(
+            f"{path}: its class columns ({', '.join(columns)}) are not the classes of "
+            f"{manifest} ({', '.join(map(str, classes))}); is it the matrix of that scan?"
+        )
+
+
+__all__ = [
+    "ScanChoices",
+    "ThresholdChoices",
+    "detections_inputs",
+    "evaluate_source",
+    "scan_for_evaluation",
+    "scores_inputs",
+]
