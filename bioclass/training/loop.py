@@ -130,7 +130,7 @@ def _suggest_for_small_data(recipe: Recipe, used: pd.DataFrame) -> None:
         f"[yellow]few labelled clips: {per_class.idxmin()} has {per_class.min()} (median "
         f"{int(per_class.median())} per class). A single validation split of so few clips "
         "picks lucky rounds: consider --set train.cv_folds=5 (cross-validated selection) or "
-        "--set train.smoothing=3"
+        "--set train.smoothing=3, and the settings of recipes/small_data.yaml"
     )
 
 
