@@ -23,13 +23,18 @@ class OutputError(BioclassError):
     """An output file that cannot be written (missing permission, full disk, not a folder)."""
 
 
-def _describe(path: Path, exc: OSError) -> OutputError:
+def folder_error_reason(folder: Path, exc: OSError) -> str:
+    """Why `folder` (or a file in it) could not be made: the errno's words, or, where mkdir met
+    a file where a folder must be, which file that is (the errno alone does not say)."""
     if isinstance(exc, FileExistsError | NotADirectoryError):
-        # mkdir/mkstemp met a file where a folder must be: name the folder, not the errno.
-        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), path.parent)
-        return OutputError(f"cannot write {path}: {blocker} is a file, not a folder")
-    reason = exc.strerror or type(exc).__name__
-    return OutputError(f"cannot write {path}: {reason}")
+        candidates = (folder, *folder.parents)
+        blocker = next((p for p in candidates if p.exists() and not p.is_dir()), folder)
+        return f"{blocker} is a file, not a folder"
+    return exc.strerror or type(exc).__name__
+
+
+def _describe(path: Path, exc: OSError) -> OutputError:
+    return OutputError(f"cannot write {path}: {folder_error_reason(path.parent, exc)}")
 
 
 class StagedFile:

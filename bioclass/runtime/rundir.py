@@ -13,18 +13,11 @@ from typing import Any
 import pandas as pd
 
 from bioclass.checkpoint import CheckpointError, atomic_save, read_checkpoint
-from bioclass.core.atomic import atomic_write_text
+from bioclass.core.atomic import atomic_write_text, folder_error_reason
 from bioclass.core.errors import BioclassError
 
 LAST = "last.pt"  # the full state of an unfinished run, for --resume
 METRICS = "metrics.csv"  # one row per evaluation
-
-
-def _reason(path: Path, exc: OSError) -> str:
-    if isinstance(exc, FileExistsError | NotADirectoryError):
-        blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), path)
-        return f"{blocker} is a file, not a folder"
-    return exc.strerror or type(exc).__name__
 
 
 @dataclass(frozen=True)
@@ -45,7 +38,7 @@ class RunDirectory:
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            reason = _reason(path, exc)
+            reason = folder_error_reason(path, exc)
             raise BioclassError(f"cannot create the run directory {path}: {reason}") from None
         return cls(path)
 
