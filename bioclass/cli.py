@@ -250,6 +250,7 @@ def evaluate(
                 f"with --annotations, {source} is the only argument (unexpected: {data[0]}); "
                 "give each table with its own --annotations, or the folder that holds them"
             )
+        _check_output_files(out)
         _evaluate_annotations(source, tables, out, batch_size, device, **annotation_options)
         return
     given = [
@@ -274,6 +275,7 @@ def evaluate(
     from bioclass.evaluation.evaluate import evaluate_model
     from bioclass.evaluation.report import print_metrics
 
+    _check_output_files(out, predictions)
     metrics, per_clip, bad = evaluate_model(
         model, data[0], split, batch_size, device, pooling, calibration
     )
@@ -292,6 +294,30 @@ def evaluate(
         else:
             atomic_write_text(out, text + "\n")
             console.print(f"wrote {out}")
+
+
+def _check_output_files(*paths: Path | None) -> None:
+    """One line, before the model is even loaded, when an output file's folder cannot be
+    written ('-' is stdout)."""
+    from bioclass.core.atomic import check_output_folder
+
+    for path in paths:
+        if path is not None and str(path) != "-":
+            check_output_folder(path.parent)
+
+
+def _check_review_folder(out: Path) -> None:
+    """One line before the progress bar when the review folder cannot be written, found
+    without making it: bad input must leave no empty folder behind (a folder, or a file where
+    one should be, is then for `make_review` to make or refuse)."""
+    from bioclass.core.atomic import check_output_folder
+
+    existing = next((p for p in (out, *out.parents) if p.exists()), Path.cwd())
+    if existing.is_dir():
+        if existing == out:
+            check_output_folder(out, "the review folder", recursive=True)
+        else:
+            check_output_folder(existing, "the parent of the review folder")
 
 
 def _label_mapping(values: tuple[str, ...]) -> dict[str, str | None]:
@@ -542,6 +568,7 @@ def scan(
     """Tag long recordings (files, folders, globs) with species labels."""
     from bioclass.audio.discover import collect_inputs
     from bioclass.core.console import progress_bar
+    from bioclass.scan.assemble import check_output_folders
     from bioclass.scan.options import DEFAULT_FORMATS, ScanOptions
     from bioclass.scan.report import print_scan_report
     from bioclass.scan.runner import scan as run_scan
@@ -554,6 +581,7 @@ def scan(
             "collect_events": truth is not None,
         }
     )
+    check_output_folders(options)  # before the inputs are listed and the progress bar starts
     files = collect_inputs(inputs, list_file)
     with progress_bar() as progress:
         task = progress.add_task("scanning", total=len(files), info="")
@@ -682,8 +710,9 @@ def embed(model: Path, inputs: tuple[str, ...], list_file: Path | None, **params
     from bioclass.embed import EmbedOptions
     from bioclass.embed import embed as run_embed
 
-    files = collect_inputs(inputs, list_file)
     options = EmbedOptions(**{**params, "channels": _channels(params["channels"])})
+    _check_output_files(options.out)  # before the inputs are listed and the progress bar starts
+    files = collect_inputs(inputs, list_file)
     with progress_bar() as progress:
         task = progress.add_task("embedding", total=len(files), info="")
         summary = run_embed(
@@ -788,6 +817,7 @@ def review(
     options = ReviewOptions(
         **params, bins=5 if bins is None else bins, labels=chosen, verdicts_from=verdicts_from
     )
+    _check_review_folder(options.out)
     with progress_bar() as progress:
         task = progress.add_task("cutting clips", total=None, info="")
         summary = make_review(

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bioclass.audio import AudioError
-from bioclass.core.atomic import atomic_write_text
+from bioclass.core.atomic import atomic_write_text, check_output_folder
 from bioclass.core.errors import BioclassError
 from bioclass.inference.models import load_models, prepare_for_inference
 from bioclass.inference.score import WindowOutput, resolve_mode, score_file
@@ -77,6 +77,7 @@ def embed(
     started = time.perf_counter()
     out = options.out
     writers.check_scores_path(out)
+    check_output_folder(out.parent)  # before the model loads: an unwritable folder costs nothing
     loaded = load_models([model_path], need_classes=False)
     model, info = loaded.models[0], loaded.info
     dev = pick_device(options.device)

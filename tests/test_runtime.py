@@ -63,7 +63,7 @@ def test_full_disk_at_commit_is_one_clear_error_and_no_partial_file(
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(atomic.os, "fsync", disk_full)
-    with pytest.raises(OutputError, match="No space left on device"):
+    with pytest.raises(OutputError, match="no space left on device"):
         atomic_write_text(target, "new rows\n")
     assert target.read_text() == "previous\n"
     assert [p.name for p in tmp_path.iterdir()] == ["detections.csv"]
@@ -76,7 +76,7 @@ def test_full_disk_while_writing_is_one_clear_error(tmp_path: Path) -> None:
         pass
 
     with (
-        pytest.raises(OutputError, match="cannot write .*scores.bin: No space"),
+        pytest.raises(OutputError, match="cannot write .*scores.bin: no space"),
         atomic_file(target, binary=True),
     ):
         raise FullDisk(errno.ENOSPC, "No space left on device")

@@ -29,9 +29,7 @@ def plot_learning_curve(history: pd.DataFrame, metric: str, path: Path) -> None:
     ax_metric.legend()
     for ax in (ax_loss, ax_metric):
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_pretrain_curves(history: pd.DataFrame, path: Path) -> None:
@@ -57,9 +55,7 @@ def plot_pretrain_curves(history: pd.DataFrame, path: Path) -> None:
         axes[2].legend()
     for ax in axes:
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_confusion(confusion: np.ndarray, classes: list[str], path: Path, title: str) -> None:
@@ -85,9 +81,7 @@ def plot_confusion(confusion: np.ndarray, classes: list[str], path: Path, title:
                 color=colour,
             )
     fig.colorbar(image, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def plot_reliability(
@@ -123,9 +117,7 @@ def plot_reliability(
     ax_counts.set_yscale("log")
     for a in (ax, ax_counts):
         a.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _grid(n: int) -> tuple[plt.Figure, list[plt.Axes]]:

@@ -108,7 +108,8 @@ class DetectionsCsv:
             self.columns.append("datetime")
         self.metadata = metadata or {}
         self.columns += list(self.metadata)
-        self.staged.handle.write(",".join(self.columns) + "\n")
+        with self.staged.writing() as f:
+            f.write(",".join(self.columns) + "\n")
 
     def add(self, events: pd.DataFrame) -> None:
         """Append one file's events (the event table of `bioclass.scan.events`)."""
@@ -133,13 +134,13 @@ class DetectionsCsv:
             )
         for key, value in self.metadata.items():
             table[key] = value
-        table[self.columns].to_csv(
-            self.staged.handle, header=False, index=False, lineterminator="\n"
-        )
+        with self.staged.writing() as f:
+            table[self.columns].to_csv(f, header=False, index=False, lineterminator="\n")
 
     def commit(self) -> None:
         if self.to_stdout:
-            self.staged.handle.close()
+            with self.staged.writing() as f:
+                f.close()
             with open(self.staged.tmp, encoding="utf-8") as f:
                 shutil.copyfileobj(f, sys.stdout)
             sys.stdout.flush()
@@ -164,10 +165,16 @@ class RavenTable:
         self.low, self.high = low_freq_hz, high_freq_hz
         self.offset_s = 0.0  # begin time of the current file in Raven's concatenated timeline
         self.selection = 0
-        self.staged.handle.write("\t".join(RAVEN_COLUMNS) + "\n")
+        with self.staged.writing() as f:
+            f.write("\t".join(RAVEN_COLUMNS) + "\n")
 
     def add(self, file: str, duration_s: float, events: pd.DataFrame) -> None:
         """Append one file's events; every scanned file advances the timeline, even without."""
+        with self.staged.writing() as f:
+            self._write_rows(f, file, events)
+        self.offset_s += duration_s
+
+    def _write_rows(self, f: Any, file: str, events: pd.DataFrame) -> None:
         for row in events.itertuples(index=False):
             self.selection += 1
             channel = 1 if pd.isna(row.channel) else int(row.channel) + 1  # Raven counts from 1
@@ -184,8 +191,7 @@ class RavenTable:
                 row.label,
                 round(row.score, SCORE_DECIMALS),
             ]
-            self.staged.handle.write("\t".join(str(f) for f in fields) + "\n")
-        self.offset_s += duration_s
+            f.write("\t".join(str(field) for field in fields) + "\n")
 
     def commit(self) -> None:
         self.staged.commit()
@@ -238,6 +244,10 @@ class ScoreMatrix:
     def add(self, frame: pd.DataFrame) -> None:
         if frame.empty:
             return
+        with self.staged.writing():
+            self._add(frame)
+
+    def _add(self, frame: pd.DataFrame) -> None:
         if self.parquet:
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -253,6 +263,12 @@ class ScoreMatrix:
             self.header = True
 
     def commit(self, classes: list[str]) -> None:
+        with self.staged.writing():
+            self._finish(classes)
+        self.staged.commit()
+
+    def _finish(self, classes: list[str]) -> None:
+        """The file's last bytes: the Parquet footer, or a CSV header when nothing came."""
         if self.parquet:
             if self.writer is None:  # nothing scanned: still a valid, empty table
                 import pyarrow as pa
@@ -276,7 +292,6 @@ class ScoreMatrix:
             self.staged.handle.write(
                 ",".join(["file", "channel", "start_time", "end_time", *classes]) + "\n"
             )
-        self.staged.commit()
 
     def discard(self) -> None:
         if self.writer is not None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,7 @@ from bioclass.annotations.errors import where
 from bioclass.annotations.locate import AudioLookup
 from bioclass.audio import AudioError
 from bioclass.audio.io import AudioInfo
-from bioclass.core.atomic import OutputError, atomic_write_text
+from bioclass.core.atomic import atomic_write_text, check_output_folder
 from bioclass.core.errors import BioclassError
 from bioclass.review.clips import CLIP_FORMATS, class_folders, clip_name, cut_clip
 from bioclass.review.detections import read_detections
@@ -179,16 +178,8 @@ def _check_previous(path: Path, force: bool) -> list[str]:
 
 
 def _prepare_folder(out: Path) -> None:
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"cannot write the review to {out}: it is a file, not a folder")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(
-            f"cannot create the review folder {out}: {exc.strerror or type(exc).__name__}"
-        ) from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write in the review folder {out}: permission denied")
+    # The clips go to class folders below: a killed review's temporary files may be there.
+    check_output_folder(out, "the review folder", recursive=True)
 
 
 def _usable(

@@ -9,6 +9,7 @@ its lowest 8 bits; `wav` keeps every source exactly.
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import numpy as np
 import soundfile as sf
 
 from bioclass.audio import AudioError
-from bioclass.core.atomic import atomic_file
+from bioclass.core.atomic import atomic_write_bytes
 
 CLIP_FORMATS = ("flac", "wav")
 # Bits of the integers libsndfile decodes each integer subtype to (mu-law and A-law expand to
@@ -145,14 +146,17 @@ def cut_clip(
         )
     if channel is not None:
         data = data[:, [channel]]
-    with atomic_file(target, binary=True) as handle:
-        sf.write(
-            handle,
-            np.ascontiguousarray(data),
-            sr,
-            format=fmt.upper(),
-            subtype=_subtype(fmt, bits, info.subtype),
-        )
+    # Encoded in memory (a clip is seconds long): soundfile's callbacks would print a
+    # traceback of a failed disk write and report it as a codec error.
+    encoded = io.BytesIO()
+    sf.write(
+        encoded,
+        np.ascontiguousarray(data),
+        sr,
+        format=fmt.upper(),
+        subtype=_subtype(fmt, bits, info.subtype),
+    )
+    atomic_write_bytes(target, encoded.getvalue())
     return Clip(target, first, stop - first, sr, data.shape[1])
 
 

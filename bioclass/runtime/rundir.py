@@ -13,8 +13,10 @@ from typing import Any
 import pandas as pd
 
 from bioclass.checkpoint import CheckpointError, atomic_save, read_checkpoint
-from bioclass.core.atomic import atomic_write_text, folder_error_reason
+from bioclass.core import tempnames
+from bioclass.core.atomic import atomic_write_text, check_output_folder
 from bioclass.core.errors import BioclassError
+from bioclass.core.oserrors import os_error_reason
 
 LAST = "last.pt"  # the full state of an unfinished run, for --resume
 METRICS = "metrics.csv"  # one row per evaluation
@@ -29,17 +31,21 @@ class RunDirectory:
     @classmethod
     def create(cls, path: str | Path) -> RunDirectory:
         """A new run: the folder must not exist or be empty (a finished run is never mixed
-        with a new one)."""
+        with a new one), and must take files (checked now, before the run's work)."""
         path = Path(path)
-        if path.exists() and any(path.iterdir()):
-            raise BioclassError(
-                f"{path} already holds files; choose another --out, or --resume {path}"
-            )
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            reason = folder_error_reason(path, exc)
-            raise BioclassError(f"cannot create the run directory {path}: {reason}") from None
+        if path.is_dir():
+            # What a run killed before its first file was complete left is not "files".
+            tempnames.remove_stale(path)
+            try:
+                held = any(path.iterdir())
+            except OSError as exc:
+                reason = os_error_reason(exc)
+                raise BioclassError(f"cannot read the run directory {path}: {reason}") from None
+            if held:
+                raise BioclassError(
+                    f"{path} already holds files; choose another --out, or --resume {path}"
+                )
+        check_output_folder(path, "the run directory")
         return cls(path)
 
     @classmethod
@@ -49,10 +55,18 @@ class RunDirectory:
         last = path / LAST
         if not last.is_file():
             raise BioclassError(f"nothing to resume: {last} not found")
+        check_output_folder(path, "the run directory")
         try:
             return cls(path), read_checkpoint(last)
         except CheckpointError as exc:
             raise BioclassError(f"cannot resume: {exc}") from None
+
+    @classmethod
+    def existing(cls, path: str | Path) -> RunDirectory:
+        """A run folder to continue writing in (a cross-validated run's top folder), checked
+        to take files."""
+        check_output_folder(path, "the run directory")
+        return cls(Path(path))
 
     def __truediv__(self, name: str) -> Path:
         return self.path / name

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from bioclass.core.atomic import atomic_write_text
+from bioclass.core.atomic import atomic_write_text, check_output_folder
 from bioclass.core.errors import BioclassError
 from bioclass.inference.score import FileScores
 from bioclass.outputs import writers
@@ -138,6 +138,22 @@ class ScoresOutput:
 
     def discard(self) -> None:
         self.matrix.discard()
+
+
+def check_output_folders(options: ScanOptions) -> None:
+    """Before anything is scanned: one line and no work when an output cannot be written (a
+    folder without permission, on a read-only or full disk; a score matrix format pyarrow is
+    missing for); the temporary files a killed scan left in the folders are removed."""
+    if options.scores_path is not None:
+        writers.check_scores_path(options.scores_path)
+    paths = writers.output_paths(options.out)
+    # The detections table, Raven table, failed table and manifest share --out's folder.
+    check_output_folder(paths["csv"].parent)
+    check_output_folder(paths["parts"], "the scan's parts folder")
+    if "audacity" in options.formats:
+        check_output_folder(paths["audacity_dir"], "the Audacity labels folder", recursive=True)
+    if options.scores_path is not None:
+        check_output_folder(options.scores_path.parent)
 
 
 def open_outputs(

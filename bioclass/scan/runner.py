@@ -20,7 +20,7 @@ from bioclass.inference.stream import WindowPlan
 from bioclass.outputs import writers
 from bioclass.runtime.device import pick_device
 from bioclass.runtime.precision import check_inference_precision
-from bioclass.scan.assemble import write_outputs
+from bioclass.scan.assemble import check_output_folders, write_outputs
 from bioclass.scan.events import Detector
 from bioclass.scan.manifest import build_manifest, csv_metadata, write_manifest
 from bioclass.scan.options import ScanOptions, score_params
@@ -52,8 +52,7 @@ def scan(
         on_file: called after each file with its path and audio seconds (progress).
     """
     started = time.perf_counter()
-    if options.scores_path is not None:
-        writers.check_scores_path(options.scores_path)
+    check_output_folders(options)  # before the models load: an unwritable folder costs nothing
     loaded = load_models(model_paths)
     info = loaded.info
     device = pick_device(options.device)

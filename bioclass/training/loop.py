@@ -61,7 +61,7 @@ def train(
     saved = None
     if resume and (Path(out_dir) / "cv").is_dir():
         # A cross-validated run keeps its state per fold: the folds pick up where they were.
-        run = RunDirectory(Path(out_dir))
+        run = RunDirectory.existing(out_dir)
         recipe = load_recipe(run / "recipe.yaml")
     elif resume:
         run, saved = RunDirectory.reopen(out_dir)
