@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile as sf
 import torch
@@ -27,6 +28,7 @@ from bioclass.checkpoint import atomic_save
 from bioclass.core import filemode, tempnames
 from bioclass.core.atomic import OutputError, atomic_file, atomic_write_text
 from bioclass.core.oserrors import os_error_reason
+from bioclass.outputs import writers
 from bioclass.runtime.rundir import RunDirectory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -351,6 +353,58 @@ def test_fault_while_writing_the_final_outputs(
     assert (out / "det.csv").is_file() and temporaries(out) == []
 
 
+def _events(n: int) -> pd.DataFrame:
+    starts = np.arange(n) * 0.5
+    return pd.DataFrame(
+        {
+            "file": "/data/rec.wav",
+            "channel": pd.array([None] * n, dtype="Int64"),
+            "start_time": starts,
+            "end_time": starts + 1.0,
+            "label": "bird",
+            "score": 0.9,
+            "mean_score": 0.8,
+            "n_windows": 1,
+        }
+    )
+
+
+def _fill(kind: str, target: Path) -> None:
+    """Write a table far larger than the write buffer, so the disk sees it before the end."""
+    n = 5000
+    if kind == "detections":
+        table = writers.DetectionsCsv(target, False, False, None, target.parent)
+        table.add(_events(n))
+    elif kind == "raven":
+        table = writers.RavenTable(target, 0.0, 4000.0)
+        table.add("/data/rec.wav", n / 2, _events(n))
+    else:
+        table = writers.ScoreMatrix(target)
+        starts = np.arange(n) * 0.5
+        frame = pd.DataFrame({"file": "/data/rec.wav", "start_time": starts, "bird": 0.5})
+        table.add(frame)
+        table.add(frame)
+
+
+@needs_proc
+@pytest.mark.parametrize(
+    ("kind", "name"),
+    [
+        ("detections", "det.csv"),
+        ("raven", "det.selections.txt"),
+        ("scores", "s.csv"),
+        ("scores", "s.parquet"),
+    ],
+)
+def test_full_disk_in_the_middle_of_a_table(
+    kind: str, name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    refuse(monkeypatch, tmp_path, FULL, ("write",))
+    with pytest.raises(OutputError, match=rf"cannot write .*{name}: no space left on device"):
+        _fill(kind, tmp_path / name)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_failed_write_inside_a_library_is_named(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -378,12 +432,16 @@ def test_full_disk_while_cutting_review_clips(
     detections = tmp_path / "det.csv"
     detections.write_text(
         "file,start_time,end_time,label,score,mean_score,n_windows\n"
-        f"{recording},1.0,2.0,bird,0.9,0.9,1\n"
+        f"{recording},0.0,6.0,bird,0.9,0.9,1\n"  # 96 kB of WAV: written before the end
     )
     out = tmp_path / "review"
-    refuse(monkeypatch, out, FULL, ("write",), name_part=".flac")
-    code, _, stderr = run_cli_streams("review", detections, "--out", out)
-    one_error_line(code, stderr, ".flac", "no space left on device")
+    refuse(monkeypatch, out, FULL, ("write",), name_part=".wav")
+    # An exception a C callback swallows is printed as a traceback by sys.unraisablehook.
+    swallowed: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", swallowed.append)
+    code, _, stderr = run_cli_streams("review", detections, "--out", out, "--clip-format", "wav")
+    one_error_line(code, stderr, ".wav", "no space left on device")
+    assert swallowed == []
     assert temporaries(out) == []
 
 
