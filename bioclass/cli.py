@@ -570,6 +570,7 @@ def scan(
     from bioclass.core.console import progress_bar
     from bioclass.scan.assemble import check_output_folders
     from bioclass.scan.options import DEFAULT_FORMATS, ScanOptions
+    from bioclass.scan.progress import ProgressLog
     from bioclass.scan.report import print_scan_report
     from bioclass.scan.runner import scan as run_scan
 
@@ -583,19 +584,31 @@ def scan(
     )
     check_output_folders(options)  # before the inputs are listed and the progress bar starts
     files = collect_inputs(inputs, list_file)
+    # Where stderr is a log file the bar is not drawn: a plain line now and then instead.
+    log_line = None if console.is_terminal else ProgressLog(len(files))
     with progress_bar() as progress:
         task = progress.add_task("scanning", total=len(files), info="")
-        summary = run_scan(
-            files,
-            list(models),
-            options,
-            on_file=lambda path, seconds: progress.update(task, advance=1, info=path.name),
-        )
+
+        def on_file(path: Path, seconds: float) -> None:
+            progress.update(task, advance=1, info=path.name)
+            if log_line is not None:
+                log_line(path, seconds)
+
+        try:
+            summary = run_scan(files, list(models), options, on_file=on_file)
+        except BioclassError:
+            progress.update(task, visible=False)  # e.g. a refusal: its one line says it all
+            raise
     print_scan_report(summary, options, truth)
     if summary.stopped_early:
         raise BioclassError(
             f"stopped after {summary.n_failed} unreadable files (--max-failures); "
             "fix or remove them, then re-run to continue"
+        )
+    if summary.all_failed:
+        raise BioclassError(
+            f"none of the {summary.n_files} file(s) could be scanned: the reasons are in "
+            f"{summary.outputs.get('failed')}"
         )
 
 

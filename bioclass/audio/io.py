@@ -9,6 +9,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from bioclass.audio.access import unreadable_reason
 from bioclass.core.errors import BioclassError
 
 # Extensions libsndfile decodes; matched case-insensitively when folders are searched.
@@ -50,6 +51,9 @@ def audio_info(path: str | Path) -> AudioInfo:
         raise AudioError(f"{path}: file not found")
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: file is empty (0 bytes)")
+    unreadable = unreadable_reason(path)  # else libsndfile says only "System error."
+    if unreadable is not None:
+        raise AudioError(f"{path}: cannot read file ({unreadable})")
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:

@@ -51,7 +51,7 @@ SCORE_DECIMALS = 4
 def output_paths(out: str | Path) -> dict[str, Path]:
     """Where each output goes: beside `--out`, named from its stem (`-` = stdout, stem 'scan').
 
-    Keys: csv, selections, audacity_dir, failed, manifest, parts.
+    Keys: csv, selections, audacity_dir, failed, manifest, parts, lock.
     """
     to_stdout = str(out) == "-"
     base = Path("scan") if to_stdout else Path(out)
@@ -63,6 +63,7 @@ def output_paths(out: str | Path) -> dict[str, Path]:
         "failed": stem.with_name(stem.name + ".failed.csv"),
         "manifest": stem.with_name(stem.name + ".manifest.json"),
         "parts": stem.with_name(stem.name + ".parts"),
+        "lock": stem.with_name(stem.name + ".lock"),
     }
 
 

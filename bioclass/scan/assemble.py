@@ -149,8 +149,12 @@ def check_output_folders(options: ScanOptions) -> None:
     paths = writers.output_paths(options.out)
     # The detections table, Raven table, failed table and manifest share --out's folder.
     check_output_folder(paths["csv"].parent)
-    check_output_folder(paths["parts"], "the scan's parts folder")
-    if "audacity" in options.formats:
+    # Subfolders are checked only when they already exist (a resumed scan): a new one is made
+    # by the first write in the folder just checked, and a scan refused by another's lock must
+    # leave nothing behind.
+    if paths["parts"].is_dir():
+        check_output_folder(paths["parts"], "the scan's parts folder")
+    if "audacity" in options.formats and paths["audacity_dir"].is_dir():
         check_output_folder(paths["audacity_dir"], "the Audacity labels folder", recursive=True)
     if options.scores_path is not None:
         check_output_folder(options.scores_path.parent)

@@ -1,31 +1,65 @@
 """Per-file scan results kept atomically on disk, so an interrupted scan resumes exactly.
 
-Each file's result (window scores of every stream, or its failure) is written to
-`<parts>/<key>.npz` (or `.failed.json`) by write-then-rename. The key hashes the file's path,
-size and modification time and every parameter that changes scores (models, hop, channels,
-inference mode, precision): a re-run with the same command finds the part and skips the file;
-a changed file or parameter makes a new key. Thresholds and event options are applied later
-from the stored scores, so changing them re-uses every part.
+Each scanned file's result (window scores of every stream) is written to `<parts>/<key>.npz` by
+write-then-rename. The key hashes the file's path, size, modification time and a content
+fingerprint (`fingerprint`), and every parameter that changes scores (models, hop, channels,
+inference mode, precision): a re-run with the same command finds the part and skips the file; a
+changed file or parameter makes a new key. Thresholds and event options are applied later from
+the stored scores, so changing them re-uses every part.
+
+A file that could not be scanned is not stored: a re-run tries it again (it may have been fixed).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bioclass.core.atomic import atomic_file, atomic_write_bytes
+from bioclass.core.atomic import atomic_file
 from bioclass.inference.score import FileScores, StreamScores
+
+# The fingerprint reads BLOCK bytes at BLOCKS evenly spaced offsets, the first and the last
+# included (a file up to BLOCKS * BLOCK bytes is read whole): a replaced recording differs from
+# the first block on, while an hour of audio costs a few reads instead of hundreds of MB.
+BLOCK = 64 * 1024
+BLOCKS = 6
+
+
+def fingerprint(fd: int, size: int) -> str:
+    """Hash of `size` and the sampled blocks of the open file `fd` (see BLOCK, BLOCKS)."""
+    digest = hashlib.blake2b(str(size).encode(), digest_size=16)
+    if size <= BLOCK * BLOCKS:
+        offsets = range(0, size, BLOCK)
+    else:
+        offsets = [i * (size - BLOCK) // (BLOCKS - 1) for i in range(BLOCKS)]
+    for offset in offsets:
+        digest.update(os.pread(fd, BLOCK, offset))
+    return digest.hexdigest()
 
 
 def file_key(path: Path, params: dict[str, Any]) -> str:
-    """Stable key of (file identity, score-affecting parameters)."""
-    stat = path.stat()
-    identity = {"path": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    """Stable key of (file identity and sampled content, score-affecting parameters).
+
+    Raises:
+        OSError: the file cannot be opened or read.
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        stat = os.fstat(fd)
+        identity = {
+            "path": str(path.resolve()),
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "content": fingerprint(fd, stat.st_size),
+        }
+    finally:
+        os.close(fd)
     blob = json.dumps({"file": identity, "params": params}, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:20]
 
@@ -46,36 +80,27 @@ def save_result(parts: Path, key: str, result: FileScores) -> None:
         np.savez(f, **arrays)
 
 
-def save_failure(parts: Path, key: str, path: Path, error: str) -> None:
-    """Store that a file could not be scanned (so a resumed run reports it without retrying)."""
-    text = json.dumps({"file": str(path), "error": error}).encode()
-    atomic_write_bytes(parts / f"{key}.failed.json", text)
-
-
-def load_part(parts: Path, key: str) -> FileScores | str | None:
-    """The stored scores, the stored error message, or None when the file is not done yet.
+def load_part(parts: Path, key: str) -> FileScores | None:
+    """The stored scores, or None when the file is not done yet.
 
     A part that cannot be read (e.g. a disk error after the rename) counts as not done.
     """
     done = parts / f"{key}.npz"
-    if done.is_file():
-        try:
-            with np.load(done) as z:
-                streams = [
-                    StreamScores(
-                        channel=None if int(z[f"channel_{i}"]) < 0 else int(z[f"channel_{i}"]),
-                        starts_s=z[f"starts_{i}"],
-                        ends_s=z[f"ends_{i}"],
-                        scores=z[f"scores_{i}"],
-                        duration_s=float(z[f"duration_{i}"]),
-                    )
-                    for i in range(int(z["n_streams"]))
-                ]
-                return FileScores(streams, str(z["note"]) or None)
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-            done.unlink(missing_ok=True)
-            return None
-    failed = parts / f"{key}.failed.json"
-    if failed.is_file():
-        return json.loads(failed.read_text(encoding="utf-8"))["error"]
-    return None
+    if not done.is_file():
+        return None
+    try:
+        with np.load(done) as z:
+            streams = [
+                StreamScores(
+                    channel=None if int(z[f"channel_{i}"]) < 0 else int(z[f"channel_{i}"]),
+                    starts_s=z[f"starts_{i}"],
+                    ends_s=z[f"ends_{i}"],
+                    scores=z[f"scores_{i}"],
+                    duration_s=float(z[f"duration_{i}"]),
+                )
+                for i in range(int(z["n_streams"]))
+            ]
+            return FileScores(streams, str(z["note"]) or None)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        done.unlink(missing_ok=True)
+        return None

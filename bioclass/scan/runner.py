@@ -2,8 +2,9 @@
 
 Each file is an independent unit of work (decode -> window scores -> stored part); outputs are
 assembled from the parts at the end, so an interrupted scan re-run with the same command
-produces exactly what an uninterrupted one would. This module ties the steps together; each
-lives in its own module (see the package docstring).
+produces exactly what an uninterrupted one would. One scan at a time writes to an output (see
+`lock`). This module ties the steps together; each lives in its own module (see the package
+docstring).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from bioclass.outputs import writers
 from bioclass.runtime.device import pick_device
 from bioclass.runtime.precision import check_inference_precision
 from bioclass.scan.assemble import check_output_folders, write_outputs
+from bioclass.scan.channels import check_channel_exists
 from bioclass.scan.events import Detector
+from bioclass.scan.lock import OutputLock
 from bioclass.scan.manifest import build_manifest, csv_metadata, write_manifest
 from bioclass.scan.options import ScanOptions, score_params
 from bioclass.scan.summary import ScanSummary
@@ -50,9 +53,26 @@ def scan(
         model_paths: checkpoints from `bioclass train`.
         options: the user's choices.
         on_file: called after each file with its path and audio seconds (progress).
+
+    Raises:
+        OutputLocked: another scan is writing to the same outputs.
+        BioclassError: e.g. `options.channels` is a channel that no input file has.
     """
     started = time.perf_counter()
     check_output_folders(options)  # before the models load: an unwritable folder costs nothing
+    check_channel_exists(files, options.channels)
+    with OutputLock(writers.output_paths(options.out)["lock"]):
+        return _scan(files, model_paths, options, on_file, started)
+
+
+def _scan(
+    files: list[Path],
+    model_paths: list[Path],
+    options: ScanOptions,
+    on_file: Callable[[Path, float], None] | None,
+    started: float,
+) -> ScanSummary:
+    """The scan itself, run while the outputs are locked (arguments as for `scan`)."""
     loaded = load_models(model_paths)
     info = loaded.info
     device = pick_device(options.device)

@@ -43,6 +43,11 @@ class ScanSummary:
             self.damaged.append({"file": str(outcome.path), "note": outcome.note})
             log.warning("%s: %s", outcome.path, outcome.note)
 
+    @property
+    def all_failed(self) -> bool:
+        """Whether there were files and not one could be scanned (the scan found nothing)."""
+        return self.n_files > 0 and self.n_failed == self.n_files
+
     def too_many_failures(self, max_failures: int | None) -> bool:
         """Whether the scan should stop (--max-failures unreadable files reached)."""
         return max_failures is not None and self.n_failed >= max_failures

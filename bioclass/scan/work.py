@@ -1,8 +1,9 @@
 """Scanning files in parallel: a bounded queue of files in flight, results in input order.
 
 Each file is one unit of work: its stored part when an earlier run finished it (see `journal`),
-else decoded, scored and stored. Results are consumed in input order whatever order the workers
-finish in, so progress and outputs do not depend on the number of workers.
+else decoded, scored and stored. A failure is reported, not stored, so a re-run tries again.
+Results are consumed in input order whatever order the workers finish in, so progress and
+outputs do not depend on the number of workers.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bioclass.audio import AudioError
+from bioclass.audio.access import os_error_reason
 from bioclass.inference.score import FileScores
-from bioclass.scan.journal import file_key, load_part, save_failure, save_result
+from bioclass.scan.journal import file_key, load_part, save_result
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -69,16 +71,13 @@ def score_or_resume(
     try:
         key = file_key(path, params)
     except OSError as exc:
-        return FileOutcome(path, None, error=f"{path}: cannot access file ({exc.strerror})")
+        return FileOutcome(path, None, error=f"{path}: cannot read file ({os_error_reason(exc)})")
     stored = load_part(parts, key)
-    if isinstance(stored, str):
-        return FileOutcome(path, key, error=stored, resumed=True)
     if stored is not None:
         return FileOutcome(path, key, result=stored, resumed=True)
     try:
         result = score(path, should_stop)
     except AudioError as exc:
-        save_failure(parts, key, path, str(exc))
         return FileOutcome(path, key, error=str(exc))
     save_result(parts, key, result)
     return FileOutcome(path, key, result=result)
