@@ -279,11 +279,18 @@ def evaluate(
     metrics, per_clip, bad = evaluate_model(
         model, data[0], split, batch_size, device, pooling, calibration
     )
-    if len(bad):
+    skipped, damaged = bad[~bad["kept"]], bad[bad["kept"]]
+    if len(skipped):
         console.print(
-            f"[yellow]{len(bad)} unreadable clip(s) skipped, first: {bad['error'].iloc[0]}"
+            f"[yellow]{len(skipped)} unreadable clip(s) skipped, first: {skipped['error'].iloc[0]}"
         )
-    metrics["skipped_files"] = bad.to_dict(orient="records")
+    if len(damaged):
+        console.print(
+            f"[yellow]{len(damaged)} damaged clip(s) scored with their NaN/Inf samples set to 0, "
+            f"first: {damaged['error'].iloc[0]}"
+        )
+    metrics["skipped_files"] = skipped[["file", "error"]].to_dict(orient="records")
+    metrics["damaged_files"] = damaged[["file", "error"]].to_dict(orient="records")
     print_metrics(metrics, f"{model} on {data[0]}")
     if predictions is not None:
         atomic_write_text(predictions, per_clip.to_csv(index=False))
@@ -741,6 +748,12 @@ def embed(model: Path, inputs: tuple[str, ...], list_file: Path | None, **params
         console.print(
             f"[yellow]{len(summary.failed)} file(s) could not be read: see "
             f"{summary.outputs['failed']}"
+        )
+    if summary.damaged:
+        first = summary.damaged[0]
+        console.print(
+            f"[yellow]{len(summary.damaged)} damaged file(s) embedded in part or repaired; "
+            f"first: {first['file']}: {first['note']}"
         )
 
 

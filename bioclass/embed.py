@@ -22,7 +22,7 @@ from bioclass.audio import AudioError
 from bioclass.core.atomic import atomic_write_text, check_output_folder
 from bioclass.core.errors import BioclassError
 from bioclass.inference.models import load_models, prepare_for_inference
-from bioclass.inference.score import WindowOutput, resolve_mode, score_file
+from bioclass.inference.score import FileScoringError, WindowOutput, resolve_mode, score_file
 from bioclass.inference.stream import WindowPlan
 from bioclass.outputs import writers
 from bioclass.runtime.device import pick_device
@@ -57,6 +57,7 @@ class EmbedSummary:
     window_seconds: float = 0.0
     hop_seconds: float = 0.0
     failed: list[dict[str, str]] = field(default_factory=list)
+    damaged: list[dict[str, str]] = field(default_factory=list)  # file, note (used anyway)
     outputs: dict[str, str] = field(default_factory=dict)
 
 
@@ -117,11 +118,12 @@ def embed(
                     mode,
                     options.precision,
                 )
-            except AudioError as exc:
+            except (AudioError, FileScoringError) as exc:
                 summary.failed.append({"file": str(path), "error": str(exc)})
                 log.warning("skipped %s", exc)
             else:
                 if result.note:
+                    summary.damaged.append({"file": str(path), "note": result.note})
                     log.warning("%s: %s", path, result.note)
                 for s in result.streams:
                     frame = pd.DataFrame(

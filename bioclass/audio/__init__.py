@@ -1,5 +1,21 @@
 """Audio input: decoding any libsndfile format, channel handling, resampling, length fitting."""
 
-from bioclass.audio.io import AUDIO_EXTENSIONS, AudioError, audio_info, fit_length, read_audio
+from bioclass.audio.io import (
+    AUDIO_EXTENSIONS,
+    AudioError,
+    Decoded,
+    audio_info,
+    decode_audio,
+    fit_length,
+    read_audio,
+)
 
-__all__ = ["AUDIO_EXTENSIONS", "AudioError", "audio_info", "fit_length", "read_audio"]
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "AudioError",
+    "Decoded",
+    "audio_info",
+    "decode_audio",
+    "fit_length",
+    "read_audio",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +11,10 @@ import soundfile as sf
 import soxr
 
 from bioclass.audio.access import unreadable_reason
+from bioclass.audio.finite import all_nonfinite_message, nonfinite_note, replace_nonfinite
 from bioclass.core.errors import BioclassError
+
+log = logging.getLogger(__name__)
 
 # Extensions libsndfile decodes; matched case-insensitively when folders are searched.
 AUDIO_EXTENSIONS = (
@@ -38,6 +42,7 @@ class AudioInfo:
     sample_rate: int
     n_frames: int
     n_channels: int
+    subtype: str = ""  # libsndfile's sample encoding, e.g. PCM_16 or FLOAT
 
     @property
     def duration_seconds(self) -> float:
@@ -60,7 +65,25 @@ def audio_info(path: str | Path) -> AudioInfo:
         raise AudioError(f"{path}: cannot decode audio ({_reason(exc)})") from None
     if info.frames <= 0 or info.samplerate <= 0:
         raise AudioError(f"{path}: no audio samples")
-    return AudioInfo(int(info.samplerate), int(info.frames), int(info.channels))
+    return AudioInfo(int(info.samplerate), int(info.frames), int(info.channels), info.subtype)
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded waveform and what was wrong with the samples it came from."""
+
+    wave: np.ndarray  # (n,) float32 at the asked rate, non-finite samples set to 0
+    n_samples: int  # samples decoded from the channels in use (at the file's rate)
+    n_nonfinite: int  # of them, NaN or Inf (replaced with 0 before mixing and resampling)
+
+    @property
+    def all_nonfinite(self) -> bool:
+        return self.n_samples > 0 and self.n_nonfinite == self.n_samples
+
+    @property
+    def note(self) -> str | None:
+        """The damage note (None when every sample was finite)."""
+        return nonfinite_note(self.n_nonfinite, self.n_samples) if self.n_nonfinite else None
 
 
 def read_audio(
@@ -72,6 +95,9 @@ def read_audio(
 ) -> np.ndarray:
     """Decode (part of) a file as mono float32 at `sample_rate`.
 
+    Non-finite samples (NaN/Inf, possible in float files) are replaced with 0 and a warning
+    names the file and their count; callers that report damage themselves use `decode_audio`.
+
     Args:
         path: any format libsndfile reads (WAV incl. 8-bit/A-law/float, FLAC, OGG, MP3...).
         sample_rate: target rate in Hz; the file is resampled with soxr when it differs.
@@ -80,6 +106,31 @@ def read_audio(
 
     Returns:
         (n_samples,) float32 waveform.
+
+    Raises:
+        AudioError: the file cannot be decoded, or every sample of it (the excerpt) is
+            non-finite.
+    """
+    decoded = decode_audio(path, sample_rate, channel, start_seconds, end_seconds)
+    if decoded.all_nonfinite:
+        raise AudioError(all_nonfinite_message(path, decoded.n_samples))
+    if decoded.note:
+        log.warning("%s: %s", path, decoded.note)
+    return decoded.wave
+
+
+def decode_audio(
+    path: str | Path,
+    sample_rate: int,
+    channel: int | None = None,
+    start_seconds: float | None = None,
+    end_seconds: float | None = None,
+) -> Decoded:
+    """`read_audio` without judging the samples: the waveform (non-finite samples set to 0,
+    even when all are) with their count, for callers that report or refuse damage themselves.
+
+    Raises:
+        AudioError: the file cannot be decoded.
     """
     info = audio_info(path)
     if channel is not None and channel >= info.n_channels:
@@ -101,8 +152,12 @@ def read_audio(
         raise AudioError(f"{path}: cannot decode audio ({_reason(exc)})") from None
     if data.shape[0] == 0:
         raise AudioError(f"{path}: no audio samples could be decoded (truncated file?)")
+    # Before mixing and resampling, which would spread one NaN over its neighbours.
+    n_nonfinite = replace_nonfinite(data, channel)
     wave = data.mean(axis=1) if channel is None else data[:, channel]
-    return resample(np.ascontiguousarray(wave, dtype=np.float32), info.sample_rate, sample_rate)
+    wave = resample(np.ascontiguousarray(wave, dtype=np.float32), info.sample_rate, sample_rate)
+    n_samples = data.size if channel is None else data.shape[0]
+    return Decoded(wave, n_samples, n_nonfinite)
 
 
 def resample(wave: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:

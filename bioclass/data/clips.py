@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bioclass.audio import AudioError, fit_length, read_audio
+from bioclass.audio import AudioError, Decoded, decode_audio, fit_length
+from bioclass.audio.finite import all_nonfinite_message
+from bioclass.audio.probe import bad_table
 from bioclass.augment.wave import augment_wave, is_active
 from bioclass.core.errors import BioclassError
 from bioclass.recipe.schema import WaveAugmentSection
@@ -31,7 +33,8 @@ class ClipSpec:
         return int(round(self.sample_rate * self.clip_seconds))
 
 
-def _row_times(row: pd.Series) -> tuple[float | None, float | None]:
+def row_times(row: pd.Series) -> tuple[float | None, float | None]:
+    """A label-table row's start and end times in seconds (None where it has none)."""
     start = row.get("start_time")
     end = row.get("end_time")
     start = None if start is None or pd.isna(start) else float(start)
@@ -39,10 +42,20 @@ def _row_times(row: pd.Series) -> tuple[float | None, float | None]:
     return start, end
 
 
-def load_clip(row: pd.Series, spec: ClipSpec) -> np.ndarray:
-    """Decode one row's audio (the excerpt when it has start/end times), not yet length-fitted."""
-    start, end = _row_times(row)
-    return read_audio(row["file"], spec.sample_rate, spec.channel, start, end)
+def load_clip(row: pd.Series, spec: ClipSpec) -> Decoded:
+    """Decode one row's audio (the excerpt when it has start/end times), not yet length-fitted,
+    non-finite samples set to 0 and counted."""
+    start, end = row_times(row)
+    return decode_audio(row["file"], spec.sample_rate, spec.channel, start, end)
+
+
+class TooManyBadFiles(BioclassError):
+    """More files or clips are unusable than the recipe allows; `bad` lists them all (for the
+    run's bad_files.csv)."""
+
+    def __init__(self, message: str, bad: pd.DataFrame) -> None:
+        super().__init__(message)
+        self.bad = bad
 
 
 def decode_all(
@@ -51,39 +64,80 @@ def decode_all(
     max_bad_fraction: float,
     on_progress: Callable[[int], None] | None = None,
 ) -> tuple[list[np.ndarray], pd.DataFrame, pd.DataFrame]:
-    """Decode every clip once; unreadable ones are dropped and reported.
+    """Decode every clip once; unreadable ones are dropped and reported, damaged ones (some
+    samples NaN/Inf, set to 0) are kept and reported, and a clip whose every sample is NaN/Inf
+    is dropped.
 
     Returns:
-        (waves, kept_table, bad) where `bad` has columns file, error.
+        (waves, kept_table, bad) where `bad` has columns file, error, kept (see
+        `bioclass.audio.probe.BAD_COLUMNS`).
 
     Raises:
-        BioclassError: when more than `max_bad_fraction` of the clips cannot be read.
+        TooManyBadFiles: when more than `max_bad_fraction` of the clips cannot be used.
     """
     waves, kept, bad = [], [], []
     for i, (_, row) in enumerate(table.iterrows()):
         try:
-            waves.append(load_clip(row, spec))
-            kept.append(i)
+            decoded = load_clip(row, spec)
         except AudioError as exc:
-            bad.append({"file": row["file"], "error": str(exc)})
+            bad.append({"file": row["file"], "error": str(exc), "kept": False})
+        else:
+            if decoded.all_nonfinite:
+                error = all_nonfinite_message(_clip_name(row), decoded.n_samples)
+                bad.append({"file": row["file"], "error": error, "kept": False})
+            else:
+                if decoded.note:
+                    error = f"{_clip_name(row)}: {decoded.note}"
+                    bad.append({"file": row["file"], "error": error, "kept": True})
+                waves.append(decoded.wave)
+                kept.append(i)
         if on_progress is not None:
             on_progress(1)
-    bad_table = pd.DataFrame(bad, columns=["file", "error"])
-    check_bad_fraction(len(bad), len(table), max_bad_fraction, bad_table)
-    return waves, table.iloc[kept].reset_index(drop=True), bad_table
+    bad_frame = bad_table(bad)
+    check_bad_fraction(bad_frame, len(table), max_bad_fraction)
+    return waves, table.iloc[kept].reset_index(drop=True), bad_frame
 
 
-def check_bad_fraction(n_bad: int, n_total: int, max_fraction: float, bad: pd.DataFrame) -> None:
-    """Refuse to go on when too many files are broken; otherwise warn with a count."""
-    if n_bad == 0:
-        return
-    first = bad["error"].iloc[0]
-    if n_bad > max_fraction * n_total:
-        raise BioclassError(
-            f"{n_bad} of {n_total} audio clips cannot be read (more than "
-            f"data.max_bad_fraction={max_fraction:g}); first: {first}"
+def _clip_name(row: pd.Series) -> str:
+    """The file, and the excerpt when the row cuts one."""
+    start, end = row_times(row)
+    if start is None and end is None:
+        return str(row["file"])
+    until = "end" if end is None else f"{end:g} s"
+    return f"{row['file']} [{start or 0:g} s to {until}]"
+
+
+def check_bad_fraction(bad: pd.DataFrame, n_total: int, max_fraction: float) -> None:
+    """Refuse to go on when too many files are unusable; otherwise warn with counts.
+
+    Args:
+        bad: the bad-files table (file, error, kept): rows with `kept` False were left out,
+            the others were used after their non-finite samples were set to 0.
+        n_total: files or clips checked.
+        max_fraction: the share of them that may be left out.
+    """
+    left_out = bad[~bad["kept"]]
+    repaired = bad[bad["kept"]]
+    if len(left_out) > max_fraction * n_total:
+        raise TooManyBadFiles(
+            f"{len(left_out)} of {n_total} audio clips cannot be read (more than "
+            f"data.max_bad_fraction={max_fraction:g}); first: {left_out['error'].iloc[0]}",
+            bad,
         )
-    log.warning("skipped %d of %d unreadable audio clips; first: %s", n_bad, n_total, first)
+    if len(left_out):
+        log.warning(
+            "skipped %d of %d unreadable audio clips; first: %s",
+            len(left_out),
+            n_total,
+            left_out["error"].iloc[0],
+        )
+    if len(repaired):
+        log.warning(
+            "kept %d of %d damaged audio clips with their NaN/Inf samples set to 0; first: %s",
+            len(repaired),
+            n_total,
+            repaired["error"].iloc[0],
+        )
 
 
 UNLABELLED = -1  # target of a clip without a label (semi-supervised training)
@@ -138,7 +192,9 @@ class ClipDataset(torch.utils.data.Dataset):
             return self.waves[index]
         row = self.table.iloc[index]
         try:
-            return load_clip(row, self.spec)
+            # Files were checked before training (non-finite samples counted and reported);
+            # here NaN/Inf samples just become 0, as they did in that check's count.
+            return load_clip(row, self.spec).wave
         except AudioError as exc:
             raise BioclassError(
                 f"{exc} (decoded on demand; set data.cache: true to "

@@ -9,8 +9,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from bioclass.audio.probe import probe_headers
-from bioclass.data.clips import ClipDataset, ClipSpec, check_bad_fraction, decode_all
+from bioclass.audio import AudioError
+from bioclass.audio.probe import bad_table, check_finite, join_bad, probe_headers
+from bioclass.data.clips import (
+    ClipDataset,
+    ClipSpec,
+    check_bad_fraction,
+    decode_all,
+    row_times,
+)
 from bioclass.data.duplicates import find_duplicates
 from bioclass.data.labels import LabelError, labels_from_csv, labels_from_folders, resolve_classes
 from bioclass.data.split import grouped_split
@@ -29,7 +36,7 @@ class PreparedData:
     train: ClipDataset
     val: ClipDataset
     split: pd.DataFrame  # file, label, group, split (+ times): the assignment actually used
-    bad: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["file", "error"]))
+    bad: pd.DataFrame = field(default_factory=lambda: bad_table([]))
     duplicates: list[list[str]] = field(default_factory=list)
 
 
@@ -140,7 +147,7 @@ class LabelledClips:
                 used[~train_mask].reset_index(drop=True), classes, spec, _subset(waves, ~train_mask)
             ),
             split=table.drop(columns="_row"),
-            bad=pd.concat([bad, extra_bad], ignore_index=True) if len(extra_bad) else bad,
+            bad=join_bad(bad, extra_bad) if len(extra_bad) else bad,
             duplicates=self.duplicates,
         )
 
@@ -184,7 +191,9 @@ def load_labelled(
     if recipe.data.cache:
         waves, used_ok, bad = decode_all(used, spec, recipe.data.max_bad_fraction, on_progress)
     else:
-        used_ok, bad = _probe_all(used, recipe.data.max_bad_fraction, on_progress)
+        used_ok, bad = _probe_all(
+            used, recipe.data.max_bad_fraction, on_progress, recipe.audio.channel
+        )
         waves = None
     return LabelledClips(recipe, classes, source, table, used_ok, waves, bad, duplicates)
 
@@ -216,7 +225,7 @@ def _semi_supervised(
     """
     d = recipe.data
     uses_unlabelled = resolve_objective(recipe).learns_from_unlabelled
-    bad = pd.DataFrame(columns=["file", "error"])
+    bad = bad_table([])
     table = table.copy()
     table["labelled"] = table["split"].isin(["train", "val"])
     if d.labelled_per_class is not None or d.labelled_fraction < 1.0:
@@ -248,13 +257,15 @@ def _semi_supervised(
                 recipe.loss.name,
             )
         else:
-            windows, bad = unlabelled_windows(d.unlabelled, recipe.audio.clip_seconds)
-            if len(bad):
-                log.warning(
-                    "skipped %d unreadable unlabelled file(s); first: %s",
-                    len(bad),
-                    bad["error"].iloc[0],
-                )
+            windows, bad = unlabelled_windows(
+                d.unlabelled, recipe.audio.clip_seconds, recipe.audio.channel
+            )
+            for kept, what in ((False, "skipped %d unreadable"), (True, "kept %d damaged")):
+                rows = bad[bad["kept"] == kept]
+                if len(rows):
+                    log.warning(
+                        what + " unlabelled file(s); first: %s", len(rows), rows["error"].iloc[0]
+                    )
             log.info("%d unlabelled clips from %s", len(windows), ", ".join(d.unlabelled))
             train = pd.concat([train, windows], ignore_index=True)
             if waves is not None:
@@ -264,18 +275,32 @@ def _semi_supervised(
 
 
 def _probe_all(
-    table: pd.DataFrame, max_bad_fraction: float, on_progress: Callable[[int], None] | None
+    table: pd.DataFrame,
+    max_bad_fraction: float,
+    on_progress: Callable[[int], None] | None,
+    channel: int | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Header check of every file when clips are not cached (cheap, catches most broken files)."""
-    _, unreadable = probe_headers(table["file"], on_progress)
+    """Header check of every file when clips are not cached (cheap, catches most broken files),
+    and a count of the NaN/Inf samples of each clip of a float file (the only files that can
+    hold them; decoding them on demand later sets those samples to 0)."""
+    readable, unreadable = probe_headers(table["file"], on_progress)
     errors = dict(zip(unreadable["file"], unreadable["error"], strict=True))
-    broken = table["file"].isin(errors).to_numpy()
-    kept = np.flatnonzero(~broken)
+    rows, kept = [], []
     # One row per clip (a broken file cut into several clips loses each of them).
-    bad_table = pd.DataFrame(
-        {"file": table["file"][broken], "error": table["file"][broken].map(errors)},
-        columns=["file", "error"],
-    ).reset_index(drop=True)
-    bad = bad_table.to_dict(orient="records")
-    check_bad_fraction(len(bad), len(table), max_bad_fraction, bad_table)
-    return table.iloc[kept].reset_index(drop=True), bad_table
+    for i, (_, row) in enumerate(table.iterrows()):
+        file = str(row["file"])
+        if file in errors:
+            rows.append({"file": row["file"], "error": errors[file], "kept": False})
+            continue
+        start, end = row_times(row)
+        try:
+            check = check_finite(file, channel, start, end, info=readable[file])
+        except AudioError as exc:
+            rows.append({"file": row["file"], "error": str(exc), "kept": False})
+            continue
+        if check is not None and check.note:
+            rows.append({"file": row["file"], "error": f"{file}: {check.note}", "kept": True})
+        kept.append(i)
+    bad = bad_table(rows)
+    check_bad_fraction(bad, len(table), max_bad_fraction)
+    return table.iloc[kept].reset_index(drop=True), bad

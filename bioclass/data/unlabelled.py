@@ -8,27 +8,33 @@ import logging
 import numpy as np
 import pandas as pd
 
-from bioclass.audio.probe import probe_headers
+from bioclass.audio.probe import join_bad, probe_headers, probe_samples
 from bioclass.core.errors import BioclassError
 
 log = logging.getLogger(__name__)
 
 
-def unlabelled_windows(inputs: list[str], clip_seconds: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+def unlabelled_windows(
+    inputs: list[str], clip_seconds: float, channel: int | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cut every file below `inputs` into non-overlapping clip-length windows.
 
-    Only headers are read here; windows are decoded on demand (seekable excerpts), so an archive
-    of any size costs a table row per window, not its audio in memory.
+    Only headers are read here, and the samples of float files (the only ones that can hold
+    NaN/Inf); windows are decoded on demand (seekable excerpts), so an archive of any size costs
+    a table row per window, not its audio in memory.
 
     Returns:
         (windows: file, start_time, end_time, group, split='train', label=None;
-         bad: file, error for files whose header cannot be read)
+         bad: file, error, kept for files whose header cannot be read or whose every sample is
+         NaN/Inf (left out), and files with some NaN/Inf samples (kept, those set to 0))
     """
     from bioclass.audio.discover import collect_inputs
 
     files = collect_inputs(inputs)
     rows = []
-    readable, bad = probe_headers(files)
+    readable, unreadable = probe_headers(files)
+    readable, damaged = probe_samples(readable, channel)
+    bad = join_bad(unreadable, damaged)
     for path, info in readable.items():
         n = max(1, int(info.duration_seconds // clip_seconds))
         starts = np.arange(n) * clip_seconds

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from bioclass.audio import AudioError
+from bioclass.audio.finite import all_nonfinite_message, nonfinite_note
 from bioclass.core.activation import Activation, ScoreMap
 from bioclass.core.errors import BioclassError
 from bioclass.inference.models import CHANNELS_LAST_DEVICES
@@ -91,7 +92,25 @@ class FileScores:
     """Everything scanning one file produced."""
 
     streams: list[StreamScores]
-    note: str | None = None  # e.g. truncated: decoding stopped before the announced length
+    # What was wrong with the file, scanned anyway: decoding stopped before the length its
+    # header announced, non-finite samples replaced with 0 (see `damage_note`).
+    note: str | None = None
+
+
+class FileScoringError(BioclassError):
+    """One file's scores cannot be trusted (the model gave NaN/Inf for some windows): that file
+    fails, with this message, and a scan goes on with the next."""
+
+
+def check_finite_scores(path: Path | str, scores: np.ndarray, what: str = "scores") -> None:
+    """Raise `FileScoringError` unless every window's scores (rows of (..., n, C)) are finite."""
+    bad = ~np.isfinite(scores).all(axis=-1)
+    if bad.any():
+        raise FileScoringError(
+            f"{path}: the model gave non-finite {what} (NaN/Inf) for {int(bad.sum())} of "
+            f"{bad.size} windows (a damaged checkpoint, or audio with extreme values); "
+            "nothing written for this file"
+        )
 
 
 def _finish(out: torch.Tensor, output: WindowOutput, model_index: int) -> torch.Tensor:
@@ -309,7 +328,8 @@ def score_file(
         should_stop: polled between blocks; when it returns True the file is abandoned.
 
     Raises:
-        AudioError: the file cannot be decoded at all.
+        AudioError: the file cannot be decoded at all, or every sample is NaN/Inf.
+        FileScoringError: the model gave non-finite scores for some window.
         ScanCancelled: `should_stop` asked to stop.
     """
     if not isinstance(output, WindowOutput):
@@ -340,8 +360,11 @@ def score_file(
         if n_samples == 0:
             reason = f" ({reader.decode_error})" if reader.decode_error else ""
             raise AudioError(f"{path}: no audio samples could be decoded{reason}")
-        note = _damage_note(reader)
+        if reader.all_nonfinite:
+            raise AudioError(all_nonfinite_message(path, reader.n_source_samples))
+        note = damage_note(reader)
     scores = np.concatenate(chunks, axis=1).astype(np.float32)  # (streams, n, C)
+    check_finite_scores(path, scores, "embeddings" if output.is_embedding else "scores")
     starts_s, ends_s = plan.times(n_samples)
     duration = n_samples / plan.sample_rate
     return FileScores(
@@ -358,15 +381,20 @@ def _check(should_stop: Callable[[], bool] | None) -> None:
         raise ScanCancelled
 
 
-def _damage_note(reader: RecordingReader) -> str | None:
+def damage_note(reader: RecordingReader) -> str | None:
+    """What was wrong with a file read to its end, or None: where decoding failed or the file
+    ended short of its header, and how many samples were NaN/Inf (each part joined by '; ')."""
+    notes = []
     if reader.decode_error:
-        return (
+        notes.append(
             f"decoding failed at {reader.decoded_seconds:.2f} s of "
             f"{reader.expected_seconds:.2f} s ({reader.decode_error}); scanned up to there"
         )
-    if reader.truncated:
-        return (
-            f"file ends at {reader.decoded_seconds:.2f} s but its header announces "
-            f"{reader.expected_seconds:.2f} s (truncated); scanned what is there"
+    elif reader.truncated:
+        notes.append(
+            f"truncated: header says {reader.expected_seconds:.2f} s, file holds "
+            f"{reader.decoded_seconds:.2f} s; scanned what is there"
         )
-    return None
+    if reader.n_nonfinite:
+        notes.append(nonfinite_note(reader.n_nonfinite, reader.n_source_samples))
+    return "; ".join(notes) or None

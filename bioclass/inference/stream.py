@@ -20,6 +20,8 @@ import soundfile as sf
 import soxr
 
 from bioclass.audio import AudioError, audio_info
+from bioclass.audio.finite import replace_nonfinite
+from bioclass.audio.header import promised_frames
 from bioclass.core.errors import BioclassError
 
 log = logging.getLogger(__name__)
@@ -105,7 +107,9 @@ class RecordingReader:
     decreases); everything before `start` is dropped from the buffer.
 
     After the last sample is decoded, `n_samples` holds the true length (a truncated file yields
-    fewer samples than its header promised; see `truncated`).
+    fewer samples than its header promised; see `truncated`). Non-finite samples (NaN/Inf) are
+    set to 0 as they are decoded, before mixing and resampling spread them, and counted in
+    `n_nonfinite` (of `n_source_samples` decoded from the channels in use).
     """
 
     def __init__(self, path: Path, sample_rate: int, channels: str | int) -> None:
@@ -115,7 +119,10 @@ class RecordingReader:
         self.sample_rate = sample_rate
         self.streams = channel_streams(channels, info.n_channels, path)
         self.expected_samples = int(round(info.n_frames * sample_rate / info.sample_rate))
-        self.expected_seconds = info.duration_seconds
+        # libsndfile shortens a truncated WAV/AIFF to what is there; its header still says
+        # how long the recording was meant to be.
+        self.promised_frames = max(info.n_frames, promised_frames(path) or 0)
+        self.expected_seconds = self.promised_frames / info.sample_rate
         try:
             self._file = sf.SoundFile(str(path))
         except (sf.LibsndfileError, RuntimeError) as exc:
@@ -130,6 +137,9 @@ class RecordingReader:
         self._buffer = np.zeros((len(self.streams), 0), dtype=np.float32)
         self._buffer_start = 0  # sample index (target rate) of the buffer's first column
         self._decoded_frames = 0
+        self._mix_channel = self.streams[0] if len(self.streams) == 1 else None
+        self.n_source_samples = 0
+        self.n_nonfinite = 0
         self.finished = False
         self.n_samples: int | None = None
         self.decode_error: str | None = None
@@ -147,7 +157,12 @@ class RecordingReader:
     @property
     def truncated(self) -> bool:
         """True when decoding stopped before the length the header announced."""
-        return self.finished and self._decoded_frames < self._file.frames
+        return self.finished and self._decoded_frames < self.promised_frames
+
+    @property
+    def all_nonfinite(self) -> bool:
+        """True when every sample decoded so far was NaN or Inf."""
+        return self.n_source_samples > 0 and self.n_nonfinite == self.n_source_samples
 
     @property
     def decoded_seconds(self) -> float:
@@ -164,6 +179,8 @@ class RecordingReader:
             data = self._salvage()
         last = data.shape[0] < READ_FRAMES or self.decode_error is not None
         self._decoded_frames += data.shape[0]
+        self.n_nonfinite += replace_nonfinite(data, self._mix_channel)
+        self.n_source_samples += data.size if self._mix_channel is None else data.shape[0]
         if self.streams == [None]:
             block = data.mean(axis=1, keepdims=True)  # (n, channels) -> (n, 1): the mono mix
         else:

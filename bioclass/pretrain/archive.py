@@ -1,7 +1,9 @@
 """The unlabelled archive of `bioclass pretrain`: every readable recording and its length.
 
-Only headers are read here; patches are decoded later as seekable excerpts, so an archive of
-thousands of hour-long files costs one table row per file.
+Only headers are read here, and the samples of float files (the only ones that can hold NaN or
+Inf: a file all NaN/Inf is left out, one with some is kept and listed); patches are decoded
+later as seekable excerpts, so an archive of thousands of hour-long files costs one table row
+per file.
 """
 
 from __future__ import annotations
@@ -13,9 +15,8 @@ from pathlib import Path
 import pandas as pd
 
 from bioclass.audio.discover import collect_inputs
-from bioclass.audio.probe import probe_headers
-from bioclass.core.errors import BioclassError
-from bioclass.data.clips import check_bad_fraction
+from bioclass.audio.probe import join_bad, probe_headers, probe_samples
+from bioclass.data.clips import TooManyBadFiles, check_bad_fraction
 
 log = logging.getLogger(__name__)
 
@@ -24,17 +25,24 @@ def index_archive(
     inputs: list[str | Path],
     max_bad_fraction: float,
     on_progress: Callable[[int], None] | None = None,
+    channel: int | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Find the audio files below `inputs` and read their lengths.
 
+    Args:
+        channel: the channel pretraining reads (None: the mono mix), whose samples are checked.
+
     Returns:
-        (recordings: file, duration_s, sample_rate, channels; bad: file, error)
+        (recordings: file, duration_s, sample_rate, channels; bad: file, error, kept)
 
     Raises:
-        BioclassError: nothing readable, or more than `max_bad_fraction` of the files broken.
+        TooManyBadFiles: nothing usable, or more than `max_bad_fraction` of the files broken
+            (it carries the bad-files table).
     """
     files = collect_inputs([str(i) for i in inputs])
-    readable, bad_table = probe_headers(files, on_progress)
+    readable, unreadable = probe_headers(files, on_progress)
+    readable, damaged = probe_samples(readable, channel)
+    bad_table = join_bad(unreadable, damaged)
     rows = [
         {
             "file": path,
@@ -44,9 +52,10 @@ def index_archive(
         }
         for path, info in readable.items()
     ]
-    bad = bad_table.to_dict(orient="records")
     if not rows:
-        first = f"; first: {bad[0]['error']}" if bad else ""
-        raise BioclassError(f"no readable audio in {', '.join(map(str, inputs))}{first}")
-    check_bad_fraction(len(bad), len(files), max_bad_fraction, bad_table)
+        first = f"; first: {bad_table['error'].iloc[0]}" if len(bad_table) else ""
+        raise TooManyBadFiles(
+            f"no readable audio in {', '.join(map(str, inputs))}{first}", bad_table
+        )
+    check_bad_fraction(bad_table, len(files), max_bad_fraction)
     return pd.DataFrame(rows), bad_table

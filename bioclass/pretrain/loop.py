@@ -38,6 +38,7 @@ from bioclass.pretrain.monitor import (
 )
 from bioclass.pretrain.pairs import PairBatches, PairDataset, pairs_per_epoch
 from bioclass.recipe import Recipe, dump_recipe, recipe_from_dict, recipe_to_dict
+from bioclass.runtime.bad_files import bad_files_on_refusal, write_bad_files
 from bioclass.runtime.device import pick_device
 from bioclass.runtime.loop import LoopPlan, run_loop
 from bioclass.runtime.precision import autocast, training_dtype
@@ -100,15 +101,17 @@ def pretrain(
     console.print(f"run directory: {run.path}   device: {dev}")
     with progress_bar() as progress:
         task = progress.add_task("indexing archive", total=None, info="")
-        recordings, bad = index_archive(
-            sources, recipe.data.max_bad_fraction, lambda n: progress.advance(task, n)
-        )
+        with bad_files_on_refusal(run):
+            recordings, bad = index_archive(
+                sources,
+                recipe.data.max_bad_fraction,
+                lambda n: progress.advance(task, n),
+                recipe.audio.channel,
+            )
         probe = _probe_set(recipe, progress)
     run.write_text("recipe.yaml", dump_recipe(recipe))
     run.write_table("archive.csv", recordings)
-    if len(bad):
-        path = run.write_table("bad_files.csv", bad)
-        console.print(f"[yellow]{len(bad)} unreadable file(s) skipped: see {path}")
+    write_bad_files(run, bad, "file")
     hours = recordings["duration_s"].sum() / 3600
     console.print(
         f"archive: {len(recordings)} recordings, {hours:.2f} h"

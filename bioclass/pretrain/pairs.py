@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bioclass.audio import AudioError, fit_length, read_audio
+from bioclass.audio import AudioError, decode_audio, fit_length
 from bioclass.core.errors import BioclassError
 
 log = logging.getLogger(__name__)
@@ -106,15 +106,21 @@ class PairDataset(torch.utils.data.Dataset):
         self.channel = channel
         self.seed = seed
         self._unreadable: set[int] = set()
+        self._warned: set[int] = set()  # recordings whose NaN/Inf samples were mentioned
 
     def __len__(self) -> int:
         return 2**31 - 1  # pairs are generated, not stored
 
     def _excerpt(self, index: int, start: float) -> np.ndarray:
-        wave = read_audio(
+        decoded = decode_audio(
             self.files[index], self.sample_rate, self.channel, start, start + self.patch_seconds
         )
-        return np.array(fit_length(wave, self.n_samples))
+        # The archive's float files were checked when it was indexed (a file all NaN/Inf left
+        # out, the others listed); here such samples are silence, said once per recording.
+        if decoded.n_nonfinite and index not in self._warned:
+            self._warned.add(index)
+            log.warning("%s: NaN/Inf samples in its patches are set to 0", self.files[index])
+        return np.array(fit_length(decoded.wave, self.n_samples))
 
     def _draw(self, rng: np.random.Generator, exclude: int | None = None) -> int:
         weights = self.weights

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from bioclass.core.atomic import atomic_write_text, check_output_folder
@@ -190,13 +191,21 @@ def open_outputs(
 
 
 def stored_scores(outcome: FileOutcome, parts: Path) -> FileScores:
-    """A scanned file's scores, read back from its part."""
+    """A scanned file's scores, read back from its part (every one finite: checked)."""
     result = load_part(parts, outcome.key) if outcome.key else None
     if not isinstance(result, FileScores):
         raise BioclassError(
             f"the stored scores of {outcome.path} vanished from {parts} "
             "during the scan; re-run the same command"
         )
+    for s in result.streams:
+        # Scoring fails a file whose scores are not finite, and resuming re-scores such a part:
+        # reaching here is a bug, and an empty score cell must never be written.
+        if not np.isfinite(s.scores).all():
+            raise BioclassError(
+                f"internal error: the stored scores of {outcome.path} hold NaN/Inf "
+                f"({parts}); nothing was written; please report this"
+            )
     return result
 
 

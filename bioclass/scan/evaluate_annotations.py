@@ -248,6 +248,12 @@ def scan_for_evaluation(
             f"{len(summary.failed)} annotated recording(s) could not be read and are skipped; "
             f"first: {first['error']}"
         )
+    if summary.damaged:
+        first = summary.damaged[0]
+        notes.append(
+            f"{len(summary.damaged)} annotated recording(s) are damaged, scanned in part or "
+            f"repaired; first: {first['file']}: {first['note']}"
+        )
     if thresholds.thresholds_csv is not None:
         origin = f"--thresholds {thresholds.thresholds_csv}"
     elif thresholds.threshold is not None:

@@ -33,6 +33,13 @@ def print_scan_report(summary: ScanSummary, options: ScanOptions, truth: Path | 
             f"[yellow]{summary.n_failed} file(s) could not be read: see "
             f"{summary.outputs.get('failed')}"
         )
+    if summary.damaged:
+        where = summary.outputs.get("manifest", "the manifest")
+        console.print(
+            f"[yellow]{len(summary.damaged)} damaged file(s) scanned in part or repaired "
+            f"(first: {summary.damaged[0]['file']}: {summary.damaged[0]['note']}): "
+            f"see files_damaged in {where}"
+        )
     if truth is not None and summary.events is not None:
         scores = event_scores(summary.events, read_truth(truth))
         t = Table(title=f"events against {truth}", title_justify="left")

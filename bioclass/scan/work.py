@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
+
 from bioclass.audio import AudioError
 from bioclass.audio.access import os_error_reason
-from bioclass.inference.score import FileScores
+from bioclass.inference.score import FileScores, FileScoringError
 from bioclass.scan.journal import file_key, load_part, save_result
 
 T = TypeVar("T")
@@ -65,7 +67,8 @@ def score_or_resume(
         path: the recording.
         parts: the folder of stored parts.
         params: everything that changes the scores (part of the part's key).
-        score: scores a file; raises AudioError for a file that cannot be decoded.
+        score: scores a file; raises AudioError for a file that cannot be decoded and
+            FileScoringError for one whose scores are not finite (both: the file fails).
         should_stop: passed on to `score`, which abandons the file when it returns True.
     """
     try:
@@ -73,11 +76,12 @@ def score_or_resume(
     except OSError as exc:
         return FileOutcome(path, None, error=f"{path}: cannot read file ({os_error_reason(exc)})")
     stored = load_part(parts, key)
-    if stored is not None:
+    if stored is not None and all(np.isfinite(s.scores).all() for s in stored.streams):
         return FileOutcome(path, key, result=stored, resumed=True)
+    # No part yet, or one holding NaN scores (stored before scans checked them): score it.
     try:
         result = score(path, should_stop)
-    except AudioError as exc:
+    except (AudioError, FileScoringError) as exc:
         return FileOutcome(path, key, error=str(exc))
     save_result(parts, key, result)
     return FileOutcome(path, key, result=result)

@@ -25,6 +25,7 @@ from bioclass.evaluation.plots import plot_confusion, plot_learning_curve
 from bioclass.evaluation.report import print_metrics
 from bioclass.models import frontend_config
 from bioclass.recipe import Recipe, dump_recipe, load_recipe, recipe_from_dict
+from bioclass.runtime.bad_files import bad_files_on_refusal, write_bad_files
 from bioclass.runtime.device import pick_device
 from bioclass.runtime.rundir import LAST, RunDirectory
 from bioclass.training.cv import CV_METRICS, cross_validate
@@ -74,7 +75,7 @@ def train(
     torch.manual_seed(recipe.seed)
     console.print(f"run directory: {run.path}   device: {dev}")
 
-    with progress_bar() as progress:
+    with progress_bar() as progress, bad_files_on_refusal(run):
         task = progress.add_task("decoding clips", total=None, info="")
         clips = load_labelled(
             recipe,
@@ -138,9 +139,7 @@ def _write_clip_reports(
     run: RunDirectory, recipe: Recipe, bad: pd.DataFrame, duplicates: list[list[str]]
 ) -> None:
     run.write_text("recipe.yaml", dump_recipe(recipe))
-    if len(bad):
-        path = run.write_table("bad_files.csv", bad)
-        console.print(f"[yellow]{len(bad)} unreadable clip(s) skipped: see {path}")
+    write_bad_files(run, bad, "clip")
     if duplicates:
         rows = [{"set": i, "file": f} for i, group in enumerate(duplicates) for f in group]
         run.write_table("duplicates.csv", pd.DataFrame(rows))
@@ -157,7 +156,9 @@ def _report_test(
     metrics, _, bad = evaluate_model(
         run / BEST, run / "split.csv", "test", recipe.train.batch_size * 2, str(dev)
     )
-    skipped = f", {len(bad)} unreadable skipped" if len(bad) else ""
+    n_skipped, n_damaged = int((~bad["kept"]).sum()), int(bad["kept"].sum())
+    skipped = f", {n_skipped} unreadable skipped" if n_skipped else ""
+    skipped += f", {n_damaged} damaged (NaN/Inf set to 0)" if n_damaged else ""
     print_metrics(metrics, f"Held-out test split ({metrics['n_clips']} clips{skipped})")
     keep = ("uar", "map", "accuracy", "n_clips", "per_class", "confusion")
     best = {**best, "test": {k: metrics[k] for k in keep if k in metrics}}
