@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from bioclass.core.errors import BioclassError
-from bioclass.recipe.quote import quote, shorten
+from bioclass.recipe.quote import QUOTE_LIMIT, quote, shorten
 from bioclass.recipe.rules import did_you_mean
 from bioclass.recipe.schema import LIST_PATH_KEYS, PATH_KEYS, Recipe
 from bioclass.recipe.validate import recipe_problem
@@ -97,12 +97,14 @@ def parse_overrides(overrides: typing.Sequence[str]) -> dict[str, Any]:
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
-    """One line for a YAML error: what, where, and PyYAML's problem (which may quote the text,
-    so it is cut short)."""
+    """One line for a YAML error: what, where, and the problem. PyYAML's problems may quote the
+    text (a tag, a value), so they are cut short; the bounds' own are short already."""
     mark = getattr(exc, "problem_mark", None)
     where = f" (line {mark.line + 1})" if mark is not None else ""
-    what = "refused" if isinstance(exc, RecipeBoundsError) else "not valid YAML"
-    return f"{what}{where}: {shorten(str(getattr(exc, 'problem', None) or exc))}"
+    problem = str(getattr(exc, "problem", None) or exc)
+    if isinstance(exc, RecipeBoundsError):
+        return f"refused{where}: {problem}"
+    return f"not valid YAML{where}: {shorten(problem, 2 * QUOTE_LIMIT)}"
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
