@@ -389,7 +389,7 @@ def test_simclr_recipe_has_fonsecas_settings() -> None:
 
 def _alias_bomb(levels: int = 8, fan: int = 9) -> str:
     """`data.unlabelled` holding anchors whose aliases repeat the previous anchor `fan` times:
-    800 bytes standing for 9**8 (43 million) paths."""
+    488 bytes standing for 9**9 (387 million) paths."""
     lines = ["data:", "  unlabelled:", f"  - &a0 [{', '.join(['x'] * fan)}]"]
     for i in range(1, levels + 1):
         lines.append(f"  - &a{i} [{', '.join([f'*a{i - 1}'] * fan)}]")

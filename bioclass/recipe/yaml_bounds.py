@@ -1,11 +1,12 @@
 """YAML as recipes are read: PyYAML's safe loader with bounds on what a text may expand to.
 
 A recipe holds a few hundred values, five levels deep. YAML lets a short text stand for far
-more: anchors whose aliases repeat other anchors multiply (8 levels of 9 aliases each is 9**8,
-43 million values, from 800 bytes), and a list nested 50,000 deep overflows Python's recursion
-while it is composed. The loader counts, while it composes, the values each node stands for
-with its aliases expanded, and its nesting depth, and refuses a text beyond generous bounds
-before anything is built from it. Everything else is `yaml.SafeLoader` (no Python objects).
+more: anchors whose aliases repeat other anchors multiply (a list of 9 names, then 8 levels of
+lists of 9 aliases of the level below, is 9**9 = 387 million names in under 500 bytes), and a
+list nested 50,000 deep overflows Python's recursion while it is composed. The loader counts,
+while it composes, the values each node stands for with its aliases expanded, and its nesting
+depth, and refuses a text beyond generous bounds before anything is built from it. Everything
+else is `yaml.SafeLoader` (no Python objects).
 """
 
 from __future__ import annotations
