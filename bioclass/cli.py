@@ -16,6 +16,7 @@ from bioclass import __version__
 from bioclass.core.console import console, setup_logging
 from bioclass.core.errors import BioclassError
 from bioclass.recipe.vocab import POOLINGS
+from bioclass.runtime.interrupt import StoppedAtOnce
 from bioclass.scan.options import FORMATS
 
 DEVICES = click.Choice(["auto", "cpu", "cuda", "mps"], case_sensitive=False)
@@ -31,11 +32,15 @@ def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
         except BioclassError as exc:
             console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             sys.exit(1)
-        except KeyboardInterrupt:
-            console.print(
-                "[bold red]interrupted[/] (finished files are kept: re-run the same "
-                "command to continue)"
+        except KeyboardInterrupt as exc:
+            # train and pretrain say what they kept and how to resume; a scan (and the rest)
+            # picks up its finished files when run again.
+            advice = (
+                exc.args[0]
+                if isinstance(exc, StoppedAtOnce)
+                else "finished files are kept: re-run the same command to continue"
             )
+            console.print(f"[bold red]interrupted[/] ({advice})", highlight=False, soft_wrap=True)
             sys.exit(130)
 
     return wrapper

@@ -311,6 +311,12 @@ def test_train_keeps_a_damaged_clip_and_lists_it_in_bad_files(
     assert "cannot be read" in output and "bad_files.csv" in output
     refused = pd.read_csv(tmp_path / "run2" / "bad_files.csv")
     assert list(refused.columns) == BAD_COLUMNS and len(refused) == 2
+    # The refused run left only that list: the same --out takes the corrected run.
+    assert [p.name for p in (tmp_path / "run2").iterdir()] == ["bad_files.csv"]
+    lenient = write_recipe(tmp_path, labels, max_bad=0.1)
+    code, output = run_cli("train", lenient, "--out", tmp_path / "run2")
+    assert code == 0, output
+    assert (tmp_path / "run2" / "model.pt").is_file()
 
 
 @pytest.mark.parametrize("cache", [True, False])

@@ -3,6 +3,9 @@ value checks and the dict/YAML round trips."""
 
 from __future__ import annotations
 
+import dataclasses
+import time
+import typing
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,7 @@ from bioclass.recipe import (
     load_recipe,
     recipe_from_dict,
     recipe_to_dict,
+    yaml_bounds,
 )
 from bioclass.recipe.load import parse_overrides
 
@@ -378,3 +382,220 @@ def test_simclr_recipe_has_fonsecas_settings() -> None:
     assert r.train.batch_size == 128 and p.acl_alpha == 0.3
     # about 1 s = 101 frames of 10 ms
     assert r.audio.hop_length == 160 and round(p.patch_seconds * 16000 / 160) == 101
+
+
+# --- bounds: what a recipe may expand to, and what a message may quote -----------------------
+
+
+def _alias_bomb(levels: int = 8, fan: int = 9) -> str:
+    """`data.unlabelled` holding anchors whose aliases repeat the previous anchor `fan` times:
+    488 bytes standing for 9**9 (387 million) paths."""
+    lines = ["data:", "  unlabelled:", f"  - &a0 [{', '.join(['x'] * fan)}]"]
+    for i in range(1, levels + 1):
+        lines.append(f"  - &a{i} [{', '.join([f'*a{i - 1}'] * fan)}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_alias_bomb_is_refused_at_once_in_one_short_line(tmp_path):
+    path = write(tmp_path, _alias_bomb())
+    started = time.perf_counter()
+    with pytest.raises(RecipeError) as info:
+        load_recipe(path)
+    assert time.perf_counter() - started < 1.0  # was 82 s and 2.4 GB
+    message = str(info.value)
+    assert "aliases expand this value to more than 100,000 values" in message
+    assert "\n" not in message and len(message) < 300, message
+
+
+def test_small_aliases_still_work(tmp_path):
+    text = (
+        "wave_augment:\n  fade: &on {prob: 0.5}\n  time_mask: *on\n"
+        "data:\n  classes: &names [owl, wren]\npretrain:\n  archives: *names\n"
+    )
+    recipe = load_recipe(write(tmp_path, text))
+    assert recipe.wave_augment.time_mask.prob == 0.5
+    assert recipe.data.classes == ["owl", "wren"]
+
+
+def test_many_values_without_aliases_are_refused_too(tmp_path, monkeypatch):
+    # The same count as for aliases, at a bound small enough to write out quickly (100,000
+    # values take PyYAML's pure-Python composer seconds).
+    monkeypatch.setattr(yaml_bounds, "MAX_VALUES", 1000)
+    names = [f"c{i}" for i in range(1000)]
+    loaded = load_recipe(write(tmp_path, f"data:\n  classes: [{', '.join(names[:990])}]\n"))
+    assert len(loaded.data.classes) == 990
+    msg = load_error(tmp_path, f"data:\n  classes: [{', '.join(names)}]\n")
+    assert "refused (line 2): this value holds more than 1,000 values" in msg
+
+
+def test_alias_inside_its_own_anchor_is_refused(tmp_path):
+    msg = load_error(tmp_path, "data:\n  unlabelled: &loop [a, *loop]\n")
+    assert "refused (line 2): an alias refers to a value that contains it" in msg
+
+
+@pytest.mark.parametrize("style", ["flow", "block"])
+def test_deep_nesting_is_one_line_not_a_recursion_error(tmp_path, style):
+    depth = 50_000
+    if style == "flow":
+        text = "data:\n  unlabelled: " + "[" * depth + "x" + "]" * depth + "\n"
+    else:  # "- - - ... x": each dash opens a list inside the previous one
+        text = "data:\n  unlabelled:\n    " + "- " * depth + "x\n"
+    started = time.perf_counter()
+    msg = load_error(tmp_path, text)  # a RecursionError would not be a RecipeError
+    assert time.perf_counter() - started < 5.0
+    assert "refused" in msg and "nested more than 64 levels deep" in msg
+    assert "\n" not in msg and len(msg) < 300, msg
+
+
+def test_nesting_a_recipe_needs_is_far_below_the_bound(tmp_path):
+    text = "pretrain:\n  views:\n    mask:\n      prob: 0.5\ndata:\n  classes: [[a]]\n"
+    assert "must be a list of names, got [['a']]" in load_error(tmp_path, text)
+
+
+def _alias_bomb_flow(levels: int = 8, fan: int = 9) -> str:
+    """The same bomb on one line, as a --set value."""
+    items = [f"&a0 [{', '.join(['x'] * fan)}]"]
+    items += [f"&a{i} [{', '.join([f'*a{i - 1}'] * fan)}]" for i in range(1, levels + 1)]
+    return f"[{', '.join(items)}]"
+
+
+@pytest.mark.parametrize(
+    "value", ["[" * 50_000 + "]" * 50_000, _alias_bomb_flow()], ids=["deep", "aliases"]
+)
+def test_overrides_are_read_within_the_same_bounds(tmp_path, value):
+    started = time.perf_counter()
+    msg = load_error(tmp_path, "", (f"data.unlabelled={value}",))
+    assert time.perf_counter() - started < 1.0
+    assert msg.startswith("--set 'data.unlabelled=") and "refused (line 1)" in msg
+    assert "\n" not in msg and len(msg) < 300, msg
+
+
+def test_override_key_of_many_parts_is_refused(tmp_path):
+    msg = load_error(tmp_path, "", ("data" + ".a" * 50_000 + "=1",))
+    assert "a key of more than 64 parts" in msg and len(msg) < 200
+
+
+@pytest.mark.parametrize(
+    ("text", "overrides", "start"),
+    [
+        ("train:\n  metric: [" + ", ".join(["uar"] * 10_000) + "]\n", (), "train.metric must"),
+        ("data:\n  classes: " + "x" * 100_000 + "\n", (), "data.classes must be a list"),
+        ("train:\n  lr: " + "1" * 400 + "\n", (), "finite number, got <an integer of 1326 bits>"),
+        ("wave_augment:\n  fade:\n    shapes: [" + "y" * 100_000 + "]\n", (), "wave_augment"),
+        ("data:\n  " + "k" * 1000 + ": 1\n", (), "unknown key 'data.kkk"),
+        ("", ("train.lr=" + "z" * 100_000,), "train.lr must be a number"),
+        ("", ("x" * 100_000,), "--set 'xxx"),
+        ("", ("model.name=" + "m" * 100_000,), None),
+    ],
+    ids=["list", "string", "huge-int", "name", "key", "override", "bad-override", "model"],
+)
+def test_long_values_are_cut_short_in_messages(tmp_path, text, overrides, start):
+    path = write(tmp_path, text)
+    if start is None:  # model names are checked when the model is built
+        from bioclass.models import known_model
+
+        with pytest.raises(BioclassError) as info:
+            known_model(load_recipe(path, overrides).model.name)
+        start = "unknown model 'mmm"
+    else:
+        with pytest.raises(RecipeError) as info:
+            load_recipe(path, overrides)
+    msg = str(info.value)
+    assert start in msg, msg
+    # Bounded whatever the value's length (the recipe's path aside).
+    assert ("…" in msg or "bits>" in msg) and len(msg.replace(str(path), "")) < 300, msg
+
+
+def test_quote_is_repr_when_short_and_cut_when_long():
+    from bioclass.recipe.quote import QUOTE_LIMIT, quote
+
+    for value in ("often", 1.5, float("nan"), None, [1, "a"], {"a": (1,)}, {2}, b"x"):
+        assert quote(value) == repr(value)
+    huge = list(range(10**6))
+    assert quote(huge) == repr(huge)[: QUOTE_LIMIT - 1] + "…"
+    looped: list = []
+    looped.append(looped)
+    assert len(quote(looped)) == QUOTE_LIMIT  # a self-reference is cut, not followed forever
+    assert quote(10**5000) == "<an integer of 16610 bits>"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "seed: !!python/object/apply:os.system ['echo owned']\n",
+        "model:\n  name: !!python/name:os.system\n",
+        "train: !!python/object:argparse.Namespace {lr: 1}\n",
+    ],
+)
+def test_python_tags_are_still_refused(tmp_path, text):
+    msg = load_error(tmp_path, text)
+    assert "not valid YAML (line" in msg and "could not determine a constructor" in msg
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["seed: " + "1" * 5000 + "\n", "seed: !!int owl\n", "train:\n  lr: !!float owl\n"],
+    ids=["int-past-python-limit", "bad-int-tag", "bad-float-tag"],
+)
+def test_tagged_values_that_cannot_be_read_are_one_line(tmp_path, text):
+    msg = load_error(tmp_path, text)  # PyYAML raises ValueError for these
+    assert "not valid YAML (line" in msg and "cannot read this" in msg
+    assert len(msg) < 300
+
+
+# --- numbers that are not numbers ----------------------------------------------------------------
+
+
+def _float_keys(cls: type = Recipe, prefix: str = "") -> list[str]:
+    """Every float-valued key of the recipe, dotted."""
+    keys = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        if dataclasses.is_dataclass(hint):
+            keys += _float_keys(hint, f"{prefix}{f.name}.")
+        elif float in (hint, *typing.get_args(hint)):
+            keys.append(f"{prefix}{f.name}")
+    return keys
+
+
+FLOAT_KEYS = _float_keys()
+
+
+def test_the_float_keys_are_all_found():
+    assert len(FLOAT_KEYS) > 40 and "train.lr" in FLOAT_KEYS and "audio.f_max" in FLOAT_KEYS
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+@pytest.mark.parametrize("key", FLOAT_KEYS)
+def test_every_number_refuses_nan_and_infinities(tmp_path, key, value):
+    """NaN compares false both ways, so it used to pass every one-sided bound."""
+    msg = load_error(tmp_path, "", (f"{key}={value}",))
+    # A [min, max] pair is one rule naming both ends ("...min_rate must be <= max_rate").
+    section, name = key.rsplit(".", 1)
+    assert section in msg and name in msg, msg
+
+
+def test_nan_is_named_as_not_finite(tmp_path):
+    assert load_error(tmp_path, "train:\n  lr: .nan\n").endswith(
+        "train.lr must be finite and positive, got nan"
+    )
+    assert "train.lr must be finite and positive, got inf" in load_error(
+        tmp_path, "", ("train.lr=.inf",)
+    )
+    assert "audio.f_min must be finite and in [0, 8000)" in load_error(
+        tmp_path, "audio:\n  f_min: .nan\n  f_max: 4000\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("train.lr=-0.001", "train.lr must be positive, got -0.001"),
+        ("train.weight_decay=-1", "train.weight_decay must be >= 0, got -1.0"),
+        ("seed=-1", "seed must be in [0, 4294967295], got -1"),
+        ("seed=4294967296", "seed must be in [0, 4294967295]"),
+    ],
+)
+def test_negative_values_that_used_to_crash_later(tmp_path, override, expected):
+    assert expected in load_error(tmp_path, "", (override,))

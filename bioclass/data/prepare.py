@@ -20,7 +20,7 @@ from bioclass.data.clips import (
 )
 from bioclass.data.duplicates import find_duplicates
 from bioclass.data.labels import LabelError, labels_from_csv, labels_from_folders, resolve_classes
-from bioclass.data.split import grouped_split
+from bioclass.data.split import grouped_split, no_validation_reason
 from bioclass.data.unlabelled import mark_unlabelled, unlabelled_windows, withhold_labels
 from bioclass.recipe.objectives import resolve_objective
 from bioclass.recipe.schema import Recipe
@@ -170,6 +170,7 @@ def load_labelled(
     """
     table, source = read_label_table(recipe)
     classes = resolve_classes(table, recipe.data.classes, source)
+    _check_something_to_learn(classes, recipe.data.background_label, source)
     duplicates = find_duplicates(table["file"])
     if duplicates:
         n_files = sum(len(g) for g in duplicates)
@@ -182,9 +183,11 @@ def load_labelled(
     table = assign_splits(table, duplicates, recipe).reset_index(drop=True)
     table["_row"] = np.arange(len(table))  # follows rows through decoding and subsetting
     used = table[table["split"].isin(["train", "val"])].reset_index(drop=True)
-    for part in ("train", "val"):
-        if not (used["split"] == part).any():
-            raise LabelError(f"{source}: the {part} split is empty")
+    if not (used["split"] == "train").any():
+        raise LabelError(f"{source}: the train split is empty")
+    if not (used["split"] == "val").any():
+        reason = no_validation_reason(used, recipe.data.val_fraction)
+        raise LabelError(f"{source}: the val split is empty: {reason}")
     spec = clip_spec(recipe)
     if on_total is not None:
         on_total(len(used))
@@ -196,6 +199,21 @@ def load_labelled(
         )
         waves = None
     return LabelledClips(recipe, classes, source, table, used_ok, waves, bad, duplicates)
+
+
+def _check_something_to_learn(classes: list[str], background: str, source: str) -> None:
+    """Refuse a label table with no class to tell apart: a one-class model scores every clip
+    as that class and reports a perfect (meaningless) UAR."""
+    if classes == [background]:
+        raise LabelError(
+            f"{source}: every clip is labelled '{background}' (data.background_label): there is "
+            "no class to detect; add clips of the classes to detect"
+        )
+    if len(classes) < 2:
+        raise LabelError(
+            f"{source}: every clip is labelled '{classes[0]}': a classifier needs two classes or "
+            f"more; add clips of other classes, or of the background labelled '{background}'"
+        )
 
 
 def prepare_data(

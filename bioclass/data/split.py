@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -50,6 +52,44 @@ def grouped_split(
         holders = [g for g in counts.index if g in val_groups and counts.at[g, label] > 0]
         val_groups.discard(holders[0])
     return pd.Series(np.where(groups.isin(val_groups), "val", "train"), index=table.index)
+
+
+def clips_for_validation(val_fraction: float) -> int:
+    """The fewest clips (each its own group) a class needs before `grouped_split` sends one to
+    validation: a group goes when it brings the class closer to its target n * val_fraction,
+    which a single clip does once the target passes 1/2; and one group always stays to train."""
+    return max(2, math.floor(0.5 / val_fraction) + 1)
+
+
+def no_validation_reason(
+    table: pd.DataFrame, val_fraction: float, group_column: str = "group"
+) -> str:
+    """Why `grouped_split` left the validation split empty, naming the classes too small to
+    spare a clip (with their clips, and their groups where there is only one), and what to do."""
+    groups = table[group_column].astype(str) if group_column in table.columns else table["file"]
+    counts = pd.crosstab(groups, table["label"])
+    clips = counts.sum(axis=0)
+    n_groups = (counts > 0).sum(axis=0)
+    need = clips_for_validation(val_fraction)
+    small = [
+        c for c in clips.sort_values(kind="stable").index if clips[c] < need or n_groups[c] < 2
+    ]
+    shown = []
+    for label in small[:8]:
+        n = int(clips[label])
+        one_group = " from one group/recording" if n > 1 and n_groups[label] < 2 else ""
+        shown.append(f"{label} ({n} clip{'s' if n != 1 else ''}{one_group})")
+    more = f" and {len(small) - 8} more" if len(small) > 8 else ""
+    listed = (
+        f"these classes cannot spare a clip: {', '.join(shown)}{more}"
+        if small
+        else "no class can spare a clip"
+    )
+    return (
+        f"{listed}. With data.val_fraction {val_fraction:g} a class needs {need} clips from 2 or "
+        "more groups/recordings before one goes to validation: add clips, raise "
+        "data.val_fraction (0.5 needs 2), or mark 'val' rows in a 'split' column of a labels CSV"
+    )
 
 
 def grouped_folds(

@@ -11,6 +11,7 @@ from bioclass.models.registry import (
     count_parameters,
     create_model,
     frontend_config,
+    known_model,
     model_from_recipe,
 )
 
@@ -23,5 +24,6 @@ __all__ = [
     "count_parameters",
     "create_model",
     "frontend_config",
+    "known_model",
     "model_from_recipe",
 ]

@@ -14,6 +14,7 @@ from bioclass.models.frontend import FrontendConfig
 from bioclass.models.mobilenet import mobilenetv1
 from bioclass.models.resnet import resnet22
 from bioclass.models.wideresnet import wideresnet28_2
+from bioclass.recipe.quote import shorten
 from bioclass.recipe.schema import Recipe
 
 # Each builder: (n_classes, frontend, head_dropout, block_dropout) -> Classifier.
@@ -27,6 +28,23 @@ _REGISTRY: dict[str, Callable[..., Classifier]] = {
 }
 
 MODEL_NAMES: tuple[str, ...] = tuple(_REGISTRY)
+
+
+def known_model(name: str) -> str:
+    """The registry key of the model `name` (case and surrounding spaces ignored).
+
+    Raises:
+        BioclassError: If ``name`` is not a known model (the message names the closest one).
+    """
+    key = name.strip().lower()
+    if key in _REGISTRY:
+        return key
+    # No model name is 20 characters long: a longer text cannot be close to one.
+    hint = difflib.get_close_matches(key, MODEL_NAMES, n=1) if len(key) <= 64 else []
+    did_you_mean = f" (did you mean '{hint[0]}'?)" if hint else ""
+    raise BioclassError(
+        f"unknown model '{shorten(name)}'{did_you_mean}; choose one of: {', '.join(MODEL_NAMES)}"
+    )
 
 
 def create_model(
@@ -51,14 +69,7 @@ def create_model(
     Raises:
         BioclassError: If ``name`` is not a known model.
     """
-    key = name.strip().lower()
-    builder = _REGISTRY.get(key)
-    if builder is None:
-        hint = difflib.get_close_matches(key, MODEL_NAMES, n=1)
-        did_you_mean = f" (did you mean '{hint[0]}'?)" if hint else ""
-        raise BioclassError(
-            f"unknown model '{name}'{did_you_mean}; choose one of: {', '.join(MODEL_NAMES)}"
-        )
+    builder = _REGISTRY[known_model(name)]
     return builder(
         n_classes,
         frontend if frontend is not None else FrontendConfig(),

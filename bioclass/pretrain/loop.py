@@ -28,7 +28,13 @@ from bioclass.data.labels import resolve_classes
 from bioclass.data.prepare import assign_splits, clip_spec, read_label_table
 from bioclass.evaluation.plots import plot_pretrain_curves
 from bioclass.losses import angular_contrastive, nt_xent
-from bioclass.models import Classifier, ProjectionHead, frontend_config, model_from_recipe
+from bioclass.models import (
+    Classifier,
+    ProjectionHead,
+    frontend_config,
+    known_model,
+    model_from_recipe,
+)
 from bioclass.pretrain.archive import index_archive
 from bioclass.pretrain.monitor import (
     LabelledProbeSet,
@@ -94,9 +100,22 @@ def pretrain(
     sources = [str(a) for a in archives] + list(recipe.pretrain.archives)
     if not sources:
         raise BioclassError("give the unlabelled audio: ARCHIVE folders or pretrain.archives")
+    dev = pick_device(device)
+    known_model(recipe.model.name)
     if not resume:
         run = RunDirectory.create(out_dir)
-    dev = pick_device(device)
+    with run.kept_once_saved("pretrain"):
+        return _pretrain(recipe, sources, run, dev, saved)
+
+
+def _pretrain(
+    recipe: Recipe,
+    sources: list[str],
+    run: RunDirectory,
+    dev: torch.device,
+    saved: dict[str, Any] | None,
+) -> pd.DataFrame:
+    """`pretrain` in its run directory."""
     torch.manual_seed(recipe.seed)
     console.print(f"run directory: {run.path}   device: {dev}")
     with progress_bar() as progress:

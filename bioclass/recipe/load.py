@@ -14,9 +14,11 @@ from typing import Any
 import yaml
 
 from bioclass.core.errors import BioclassError
+from bioclass.recipe.quote import QUOTE_LIMIT, quote, shorten
 from bioclass.recipe.rules import did_you_mean
 from bioclass.recipe.schema import LIST_PATH_KEYS, PATH_KEYS, Recipe
 from bioclass.recipe.validate import recipe_problem
+from bioclass.recipe.yaml_bounds import MAX_DEPTH, RecipeBoundsError, load_yaml
 
 
 class RecipeError(BioclassError):
@@ -27,19 +29,16 @@ def load_recipe(path: str | Path, overrides: typing.Sequence[str] = ()) -> Recip
     """Load a YAML recipe, apply `section.key=value` overrides and validate everything.
 
     Relative paths written in the file are relative to the file's folder; relative paths given
-    in overrides are relative to the current directory (where the user typed them).
+    in overrides are relative to the current directory (where the user typed them). The file
+    and the overrides are read within the bounds of `bioclass.recipe.yaml_bounds`.
     """
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"recipe not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise RecipeError(
-            f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}"
-        ) from None
+        raise RecipeError(f"{path}: {_yaml_problem(exc)}") from None
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -73,23 +72,39 @@ def dump_recipe(recipe: Recipe) -> str:
 
 
 def parse_overrides(overrides: typing.Sequence[str]) -> dict[str, Any]:
-    """Turn `["train.lr=0.01", ...]` into a nested dict; values are parsed as YAML scalars."""
+    """Turn `["train.lr=0.01", ...]` into a nested dict; values are parsed as YAML, within the
+    bounds a recipe file is read with (text that is not YAML is kept as a string)."""
     nested: dict[str, Any] = {}
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise RecipeError(f"--set {item!r}: expected section.key=value")
-        node = nested
+            raise RecipeError(f"--set {quote(item)}: expected section.key=value")
         parts = key.strip().split(".")
+        if len(parts) > MAX_DEPTH:
+            raise RecipeError(f"--set {quote(item)}: a key of more than {MAX_DEPTH} parts")
+        node = nested
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise RecipeError(f"--set {item!r}: {part} is not a section")
+                raise RecipeError(f"--set {quote(item)}: {shorten(part)} is not a section")
         try:
-            node[parts[-1]] = yaml.safe_load(value) if value.strip() else None
+            node[parts[-1]] = load_yaml(value) if value.strip() else None
+        except RecipeBoundsError as exc:
+            raise RecipeError(f"--set {quote(item)}: {_yaml_problem(exc)}") from None
         except yaml.YAMLError:
             node[parts[-1]] = value
     return nested
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line for a YAML error: what, where, and the problem. PyYAML's problems may quote the
+    text (a tag, a value), so they are cut short; the bounds' own are short already."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" (line {mark.line + 1})" if mark is not None else ""
+    problem = str(getattr(exc, "problem", None) or exc)
+    if isinstance(exc, RecipeBoundsError):
+        return f"refused{where}: {problem}"
+    return f"not valid YAML{where}: {shorten(problem, 2 * QUOTE_LIMIT)}"
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -128,8 +143,8 @@ def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
     for key in data:
         if key not in fields:
             raise RecipeError(
-                f"{source}: unknown key '{prefix}{key}'{did_you_mean(str(key), fields)}"
-                f" (valid: {', '.join(fields)})"
+                f"{source}: unknown key '{shorten(f'{prefix}{key}')}'"
+                f"{did_you_mean(str(key), fields)} (valid: {', '.join(fields)})"
             )
     values = {}
     for name, value in data.items():
@@ -154,8 +169,15 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
         return _coerce(value, inner[0], key, source)
     if origin is list:
         if not isinstance(value, list) or not all(isinstance(v, str | int) for v in value):
-            raise RecipeError(f"{source}: {key} must be a list of names, got {value!r}")
+            raise RecipeError(f"{source}: {key} must be a list of names, got {quote(value)}")
         return [str(v) for v in value]
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            raise RecipeError(
+                f"{source}: {key} must be a finite number, got {quote(value)}"
+            ) from None
     if hint is float and isinstance(value, str):
         # YAML 1.1 reads `1e-3` (no dot) as a string; it is how learning rates are written.
         try:
@@ -169,7 +191,7 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
         or (hint is str and isinstance(value, str))
     )
     if not ok:
-        raise RecipeError(f"{source}: {key} must be {_TYPE_NAMES[hint]}, got {value!r}")
+        raise RecipeError(f"{source}: {key} must be {_TYPE_NAMES[hint]}, got {quote(value)}")
     return float(value) if hint is float else value
 
 

@@ -13,10 +13,17 @@ import math
 import numbers
 from collections.abc import Callable, Iterable, Sequence
 
+from bioclass.recipe.quote import quote
+
 
 def did_you_mean(name: str, options: Iterable[str]) -> str:
     """The hint "; did you mean 'x'?" for the closest option, or "" when none is close."""
-    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
+    options = list(options)
+    # Similarity 2M / (len(a) + len(b)) cannot reach the cutoff 0.6 once `name` is longer than
+    # 7/3 of an option: skip names over 3 times the longest (costly for a name of megabytes).
+    if not options or len(name) > 3 * max(len(o) for o in options):
+        return ""
+    close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
@@ -41,11 +48,13 @@ class Rules:
         prefix: dotted key every rule's key is written under (None: keys are given in full).
         finite: how numbers are judged.
             False, for values the loader has already type-checked: None means "not set" and
-            passes, and each bound is compared as written, so NaN breaks a range
-            (`not lo <= x <= hi`) but passes a one-sided bound (`x < lo` is false), as the
-            loader's checks always have.
+            passes; NaN and infinities break every rule ("<key> must be finite and <rule>"),
+            since a comparison with NaN is false whichever way it is written and no recipe
+            number means anything infinite.
             True, for sections that are also checked outside the loader: every number must be
             a finite real (not a bool); None, NaN, infinities and other types break the rule.
+
+    Every value a message quotes is cut short (`bioclass.recipe.quote`).
     """
 
     def __init__(self, prefix: str | None = None, finite: bool = False) -> None:
@@ -126,7 +135,7 @@ class Rules:
     def count(self, key: str, value: object) -> bool:
         """ "<key> must be an integer >= 0": a whole count (an int, not a bool or a float)."""
         ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
-        return self.require(ok, f"{self._key(key)} must be an integer >= 0, got {value!r}")
+        return self.require(ok, f"{self._key(key)} must be an integer >= 0, got {quote(value)}")
 
     def ordered(
         self,
@@ -151,13 +160,13 @@ class Rules:
         return self.require(
             ok,
             f"{self._key(section)}.{low_name} must be {rule}, "
-            f"got {low_name}={low!r}, {high_name}={high!r}",
+            f"got {low_name}={quote(low)}, {high_name}={quote(high)}",
         )
 
     def flag(self, key: str, value: object) -> bool:
         """ "<key> must be true or false": a bool."""
         ok = isinstance(value, bool)
-        return self.require(ok, f"{self._key(key)} must be true or false, got {value!r}")
+        return self.require(ok, f"{self._key(key)} must be true or false, got {quote(value)}")
 
     # --------------------------------------------------------------------- names
 
@@ -165,7 +174,7 @@ class Rules:
         self, key: str, value: object, vocabulary: Sequence[str], *, suggest: bool = True
     ) -> bool:
         """ "<key> must be one of a, b, c[; did you mean 'x'?]": a name from `vocabulary`."""
-        hint = did_you_mean(str(value), vocabulary) if suggest else ""
+        hint = did_you_mean(value, vocabulary) if suggest and isinstance(value, str) else ""
         return self.require(
             value in vocabulary,
             f"{self._key(key)} must be one of {', '.join(vocabulary)}{hint}",
@@ -175,7 +184,7 @@ class Rules:
         """ "<key>: unknown <what> 'x' (valid: a, b)": the rule of `one_of`, worded per item."""
         return self.require(
             value in vocabulary,
-            f"{self._key(key)}: unknown {what} {value!r} (valid: {', '.join(vocabulary)})",
+            f"{self._key(key)}: unknown {what} {quote(value)} (valid: {', '.join(vocabulary)})",
         )
 
     def names_in(self, key: str, values: object, vocabulary: Sequence[str], what: str) -> bool:
@@ -206,7 +215,9 @@ class Rules:
 
     def _usable(self, value: object) -> bool:
         """Whether a number may be compared at all (see `finite` in the class docstring)."""
-        return _finite_real(value) if self.finite else True
+        if self.finite:
+            return _finite_real(value)
+        return not (isinstance(value, float) and not math.isfinite(value))
 
     def _number(
         self,
@@ -219,11 +230,14 @@ class Rules:
     ) -> bool:
         """Apply `breaks` to `value` (or to each value of an `Each`) and word the problem."""
         values = value if isinstance(value, Each) else (value,)
-        broken = any(
-            not self._usable(v) or (v is not None and breaks(v))  # type: ignore[arg-type]
+        unusable = not all(self._usable(v) for v in values)
+        broken = unusable or any(
+            v is not None and breaks(v)  # type: ignore[arg-type]
             for v in values
         )
-        message = f"{self._key(key)} must be {rule}"
+        # Said outright for the loader's values: "must be positive, got inf" would puzzle.
+        finite = "finite and " if unusable and not self.finite else ""
+        message = f"{self._key(key)} must be {finite}{rule}"
         if got and not isinstance(value, Each):
-            message += f", got {value!r}"
+            message += f", got {quote(value)}"
         return self.require(not broken, message)

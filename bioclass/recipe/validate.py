@@ -7,9 +7,11 @@ reported: the first broken one is the message the user sees.
 
 from __future__ import annotations
 
+import math
 from dataclasses import fields
 
 from bioclass.recipe.objectives import frozen_encoder_problem, mixup_problem
+from bioclass.recipe.quote import quote
 from bioclass.recipe.rules import Rules, each
 from bioclass.recipe.schema import Recipe, ViewAugmentSection, WaveAugmentSection
 from bioclass.recipe.vocab import (
@@ -25,6 +27,8 @@ from bioclass.recipe.vocab import (
     TIME_MASK_FILLS,
     WAVE_STEPS,
 )
+
+SEED_MAX = 2**32 - 1
 
 
 def recipe_problem(recipe: Recipe) -> str | None:
@@ -50,6 +54,11 @@ def recipe_problem(recipe: Recipe) -> str | None:
 def check_settings(recipe: Recipe, rules: Rules) -> None:
     """The audio, data, train, augment and model sections (values already type-checked)."""
     a, d, t, g, m = recipe.audio, recipe.data, recipe.train, recipe.augment, recipe.model
+    # Every seed consumer takes it: numpy refuses negative seeds, torch seeds of 64 bits and
+    # more, and pretraining seeds with seed * 1,000,003 + iteration.
+    rules.require(
+        0 <= recipe.seed <= SEED_MAX, f"seed must be in [0, {SEED_MAX}], got {quote(recipe.seed)}"
+    )
     rules.positive("audio.sample_rate", a.sample_rate)
     rules.positive("audio.n_fft", a.n_fft)
     rules.positive("audio.hop_length", a.hop_length)
@@ -61,18 +70,15 @@ def check_settings(recipe: Recipe, rules: Rules) -> None:
     rules.in_range(
         "audio.f_max",
         a.f_max,
-        a.f_min,
+        # A NaN f_min is f_min's own problem (next rule), not f_max's.
+        a.f_min if math.isfinite(a.f_min) else -math.inf,
         nyquist,
         "(]",
         low_text="f_min",
         note=f"for sample_rate {a.sample_rate}",
         got=False,
     )
-    # Not `in_range`: unlike every other range this one tests for "outside", so a NaN f_min has
-    # always passed, and validation must not change what it accepts.
-    rules.require(
-        not (a.f_min < 0 or a.f_min >= nyquist), f"audio.f_min must be in [0, {nyquist:g})"
-    )
+    rules.in_range("audio.f_min", a.f_min, 0, nyquist, "[)", got=False)
     rules.at_least("audio.channel", a.channel, 0, note="or null (mix to mono)")
     rules.not_both(
         "data.root (a folder per class)", bool(d.root), "data.labels_csv", bool(d.labels_csv)
@@ -86,6 +92,7 @@ def check_settings(recipe: Recipe, rules: Rules) -> None:
     )
     rules.positive("train.iterations and train.epochs", each(t.iterations, t.epochs))
     rules.positive("train.lr", t.lr)
+    rules.at_least("train.weight_decay", t.weight_decay, 0)
     rules.in_range("train.ema_decay", t.ema_decay, 0, 1, "[)")
     rules.one_of("train.metric", t.metric, METRICS)
     rules.one_of("train.schedule", t.schedule, SCHEDULES, suggest=False)
@@ -217,6 +224,6 @@ def check_view_augment(cfg: ViewAugmentSection, prefix: str = "pretrain.views") 
         high,
         low if low_ok else 0.0,
         what="a finite number",
-        bound_text=f"blur.min_sigma ({low!r}) and >= 0",
+        bound_text=f"blur.min_sigma ({quote(low)}) and >= 0",
     )
     return rules.problems

@@ -12,9 +12,7 @@ import pandas as pd
 from bioclass.core.console import console
 from bioclass.core.errors import BioclassError
 from bioclass.data.clips import TooManyBadFiles
-from bioclass.runtime.rundir import RunDirectory
-
-BAD_FILES = "bad_files.csv"
+from bioclass.runtime.rundir import BAD_FILES, RunDirectory
 
 
 def write_bad_files(run: RunDirectory, bad: pd.DataFrame, unit: str = "clip") -> Path | None:

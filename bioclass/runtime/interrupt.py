@@ -9,6 +9,11 @@ from contextlib import contextmanager
 from types import FrameType
 
 
+class StoppedAtOnce(KeyboardInterrupt):
+    """A second Ctrl-C stopped a run at once; `args[0]` says what was kept and how to go on
+    (the command line prints it instead of its generic advice)."""
+
+
 class StopFlag:
     """Set by the first SIGINT/SIGTERM; a second SIGINT interrupts at once (KeyboardInterrupt)."""
 

@@ -79,15 +79,16 @@ def run_loop(
 ) -> None:
     """Run steps `state.iteration + 1 ... plan.n_iterations` over `batches`.
 
-    `state.iteration` and `state.history` are kept up to date; metrics.csv is rewritten after
-    every evaluation. Ctrl-C finishes the step in flight, saves, and raises `RunInterrupted`
-    naming the command that resumes.
+    `state.iteration`, `state.history` and `state.pending_losses` (the losses since the last
+    evaluation) are kept up to date; metrics.csv is rewritten after every evaluation. Ctrl-C
+    finishes the step in flight, saves, and raises `RunInterrupted` naming the command that
+    resumes.
 
     Raises:
         BioclassError: the loss stopped being finite (diverged).
         RunInterrupted: stopped by Ctrl-C/SIGTERM.
     """
-    losses: list[float] = []
+    losses = state.pending_losses  # the state's own list: it is saved with the state
     started = time.perf_counter()
     with graceful_interrupt() as stop, progress_bar() as progress:
         bar = progress.add_task(
@@ -128,5 +129,5 @@ def run_loop(
         task.save(state)
         raise RunInterrupted(
             f"interrupted after iteration {state.iteration}; continue with: "
-            f"bioclass {plan.command} --resume {run.path}"
+            f"{run.resume_command(plan.command)}"
         )

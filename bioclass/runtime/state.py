@@ -3,7 +3,8 @@ place for `train` and `pretrain` alike.
 
 The state travels inside `last.pt` beside the model's weights, as plain data (checkpoints load
 with `weights_only=True`); its keys are those of checkpoint format 1, so runs interrupted by an
-earlier bioclass resume too.
+earlier bioclass resume too. `pending_losses` came later: a `last.pt` without it resumes with
+none (as every run did before it was saved).
 """
 
 from __future__ import annotations
@@ -14,7 +15,15 @@ from typing import Any
 import torch
 from torch import nn
 
-STATE_KEYS = ("iteration", "history", "best", "optimizer", "torch_rng", "head_weights")
+STATE_KEYS = (
+    "iteration",
+    "history",
+    "best",
+    "optimizer",
+    "torch_rng",
+    "head_weights",
+    "pending_losses",
+)
 
 
 @dataclass
@@ -29,6 +38,9 @@ class TrainingState:
         optimizer: the optimiser's state dict at `iteration`.
         torch_rng: the global torch RNG state (dropout's draws) at `iteration`.
         head_weights: a training-only head (projection head of a contrastive loss), if any.
+        pending_losses: the losses of the steps since the last evaluation, whose mean the next
+            evaluation reports as `train_loss` (saved, so a resumed run reports what an
+            uninterrupted one does).
     """
 
     iteration: int = 0
@@ -37,6 +49,7 @@ class TrainingState:
     optimizer: dict[str, Any] | None = None
     torch_rng: torch.Tensor | None = None
     head_weights: dict[str, torch.Tensor] | None = None
+    pending_losses: list[float] = field(default_factory=list)
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict[str, Any]) -> TrainingState:
@@ -48,6 +61,7 @@ class TrainingState:
             optimizer=ckpt["optimizer"],
             torch_rng=ckpt["torch_rng"],
             head_weights=ckpt.get("head_weights"),
+            pending_losses=[float(x) for x in ckpt.get("pending_losses") or []],
         )
 
     def capture(self, optimizer: torch.optim.Optimizer, head: nn.Module | None) -> dict[str, Any]:
@@ -62,6 +76,7 @@ class TrainingState:
             "head_weights": None
             if head is None
             else {k: v.detach().cpu() for k, v in head.state_dict().items()},
+            "pending_losses": list(self.pending_losses),
         }
 
     def restore(self, optimizer: torch.optim.Optimizer, head: nn.Module | None) -> None:

@@ -23,7 +23,7 @@ from bioclass.data.prepare import load_labelled
 from bioclass.evaluation.evaluate import evaluate_model
 from bioclass.evaluation.plots import plot_confusion, plot_learning_curve
 from bioclass.evaluation.report import print_metrics
-from bioclass.models import frontend_config
+from bioclass.models import frontend_config, known_model
 from bioclass.recipe import Recipe, dump_recipe, load_recipe, recipe_from_dict
 from bioclass.runtime.bad_files import bad_files_on_refusal, write_bad_files
 from bioclass.runtime.device import pick_device
@@ -53,6 +53,10 @@ def train(
 ) -> TrainResult:
     """Train a classifier as the recipe says, writing everything into `out_dir`.
 
+    What can be checked without the data (the model's name, `model.init_from`, the device) is
+    checked before the run directory is made; a run that fails later, before its first
+    checkpoint, removes what it wrote (`RunDirectory.kept_once_saved`).
+
     Args:
         recipe: validated recipe (None when resuming: the saved one is used).
         out_dir: run directory (created; must be empty unless resuming).
@@ -67,11 +71,20 @@ def train(
     elif resume:
         run, saved = RunDirectory.reopen(out_dir)
         recipe = recipe_from_dict(saved["recipe"], source=str(run / LAST))
-    else:
-        run = RunDirectory.create(out_dir)
     dev = pick_device(device)
+    known_model(recipe.model.name)
     if recipe.model.init_from:  # fail before decoding the data, not after
         encoder_weights(recipe.model.init_from, recipe.model.name, frontend_config(recipe))
+    if not resume:
+        run = RunDirectory.create(out_dir)
+    with run.kept_once_saved("train"):
+        return _train(recipe, run, dev, saved)
+
+
+def _train(
+    recipe: Recipe, run: RunDirectory, dev: torch.device, saved: dict[str, Any] | None
+) -> TrainResult:
+    """`train` in its run directory."""
     torch.manual_seed(recipe.seed)
     console.print(f"run directory: {run.path}   device: {dev}")
 
