@@ -10,6 +10,7 @@ Commands that run a model read what they need through `CheckpointInfo` (built by
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -99,7 +100,20 @@ def _load(path: str | Path, kind: str, numpy_arrays: bool = False) -> Any:
         with allowed:
             return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt or non-checkpoint files
+        refused = _refused_global(exc)
+        if refused is not None:
+            raise CheckpointError(
+                f"{path}: not a readable {kind}: it holds a Python object ({refused}), and "
+                "loading one can run code (bioclass loads weights and plain data only)"
+            ) from None
         raise CheckpointError(f"{path}: not a readable {kind} ({type(exc).__name__})") from None
+
+
+def _refused_global(exc: Exception) -> str | None:
+    """The name of the class or function a weights-only load refused, if that is why it failed
+    (torch names it in the message; other failures are corrupt or foreign files)."""
+    found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+    return found.group(1) if found else None
 
 
 def _checked(ckpt: Any, path: str | Path, kind: str = "a bioclass checkpoint") -> dict[str, Any]:

@@ -19,8 +19,8 @@ from helpers import run_cli
 
 import bioclass.scan.progress as progress
 from bioclass.audio import AudioError, audio_info
-from bioclass.audio.access import os_error_reason
 from bioclass.core.errors import BioclassError
+from bioclass.core.oserrors import os_error_reason
 from bioclass.scan.journal import BLOCK, BLOCKS, fingerprint
 from bioclass.scan.lock import OutputLock, OutputLocked
 from bioclass.scan.progress import ProgressLog

@@ -6,25 +6,10 @@ opening the file ourselves first names the cause (permission denied, not found, 
 
 from __future__ import annotations
 
-import errno
 import os
 from pathlib import Path
 
-_REASONS = {
-    errno.EACCES: "permission denied",
-    errno.EPERM: "permission denied",
-    errno.ENOENT: "file not found",
-    errno.EISDIR: "is a folder, not a file",
-    errno.ELOOP: "too many symbolic links",
-    errno.EIO: "input/output error (failing disk or network share?)",
-}
-
-
-def os_error_reason(exc: OSError) -> str:
-    """The cause of an OSError in a few words, e.g. 'permission denied'."""
-    if exc.errno in _REASONS:
-        return _REASONS[exc.errno]
-    return (exc.strerror or type(exc).__name__).lower()
+from bioclass.core.oserrors import os_error_reason
 
 
 def unreadable_reason(path: str | Path) -> str | None:

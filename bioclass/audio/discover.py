@@ -3,21 +3,71 @@
 from __future__ import annotations
 
 import glob
+import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from bioclass.audio.io import AUDIO_EXTENSIONS
+from bioclass.audio.walk import Walk, match_parts, walk
 from bioclass.core.errors import BioclassError
+
+log = logging.getLogger(__name__)
 
 
 def find_audio_files(folder: Path) -> list[Path]:
-    """All audio files below `folder` (recursive, extensions matched case-insensitively)."""
+    """All audio files below `folder` (recursive, extensions matched case-insensitively).
+
+    Links to folders are followed (once each); a link that loops back up the tree and a folder
+    that cannot be listed are reported as warnings. Links named like audio that lead nowhere are
+    kept, so that the command reading them reports them instead of losing them silently.
+    """
     return sorted(
         p
-        for p in folder.rglob("*")
+        for p in _walk_reporting(folder).files
         # Hidden files include macOS "._x.wav" resource forks, which are not audio.
-        if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS and not p.name.startswith(".")
+        if p.suffix.lower() in AUDIO_EXTENSIONS and not p.name.startswith(".")
     )
+
+
+def _walk_reporting(folder: Path) -> Walk:
+    found = walk(folder)
+    for link, target in found.loops:
+        log.warning("%s: symlink loop (leads back to %s), not followed", link, target)
+    for path, reason in found.unreadable:
+        log.warning("%s: cannot list this folder (%s); its files are left out", path, reason)
+    return found
+
+
+def expand_pattern(pattern: str) -> list[Path]:
+    """The paths a glob pattern matches, sorted; `**` (a whole component) recurses, following
+    links to folders once each (`glob`'s own `**` follows a link loop 40 links deep: with two
+    loops in one folder, 2**40 paths)."""
+    parts = Path(pattern).parts
+    if "**" not in parts:
+        return [Path(m) for m in sorted(glob.glob(pattern))]
+    cut = parts.index("**")
+    head = str(Path(*parts[:cut])) if cut else "."
+    bases = [Path(b) for b in sorted(glob.glob(head))] if glob.has_magic(head) else [Path(head)]
+    matches = []
+    for base in bases:
+        if base.is_dir():
+            matches += [
+                p
+                for p in _walk_reporting(base).files
+                if match_parts(p.relative_to(base).parts, parts[cut:])
+            ]
+    return sorted(matches)
+
+
+def _is_file_or_dead_link(path: Path) -> bool:
+    return path.is_file() or (path.is_symlink() and not path.exists())
+
+
+def _identity(path: Path) -> Path:
+    """The real path of a file; a link that leads nowhere stays itself (named as the user sees
+    it in reports, and a looping link cannot be resolved)."""
+    return path.resolve() if path.exists() else Path(os.path.abspath(path))
 
 
 def read_list_file(path: str | Path) -> list[str]:
@@ -60,10 +110,9 @@ def collect_inputs(items: Sequence[str | Path], list_file: str | Path | None = N
         elif path.is_file():
             files = [path]
         else:
-            matches = sorted(glob.glob(str(path), recursive=True))
-            files = [Path(m) for m in matches if Path(m).is_file()]
+            files = [m for m in expand_pattern(str(path)) if _is_file_or_dead_link(m)]
             if not files:
                 raise BioclassError(f"{entry}: no such file or folder, and no glob match")
         for f in files:
-            found.setdefault(f.resolve(), None)
+            found.setdefault(_identity(f), None)
     return list(found)

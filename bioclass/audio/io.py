@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,7 +55,7 @@ def audio_info(path: str | Path) -> AudioInfo:
     """Read a file's header; raises `AudioError` for missing, empty or undecodable files."""
     path = Path(path)
     if not path.is_file():
-        raise AudioError(f"{path}: file not found")
+        raise AudioError(f"{path}: {_why_not_a_file(path)}")
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: file is empty (0 bytes)")
     unreadable = unreadable_reason(path)  # else libsndfile says only "System error."
@@ -189,3 +191,18 @@ def fit_length(wave: np.ndarray, n_samples: int, offset: int | None = None) -> n
 def _reason(exc: Exception) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text.removeprefix("Error opening ").strip()
+
+
+def _why_not_a_file(path: Path) -> str:
+    """A link that leads nowhere says so: "file not found" would send the user looking for a
+    file that the folder listing shows."""
+    if not path.is_symlink():
+        return "file not found"
+    target = os.readlink(path)
+    try:
+        path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"symbolic link loop ({path.name} -> {target})"
+        return f"broken symbolic link (to {target}, which does not exist)"
+    return f"a link to {target}, which is not a file"

@@ -1,5 +1,6 @@
 """Plain words for the operating-system errors a user can fix (permissions, a read-only or
-full disk, a quota), in one place for every message that names a file that cannot be written."""
+full disk, a quota, a missing file, a link loop), in one place for every message that names a
+file that cannot be read or written."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ import errno
 REASONS: dict[int, str] = {
     errno.EACCES: "permission denied",
     errno.EPERM: "permission denied",
+    errno.ENOENT: "file not found",
+    errno.EISDIR: "is a folder, not a file",
+    errno.ELOOP: "too many symbolic links",
+    errno.EIO: "input/output error (failing disk or network share?)",
     errno.EROFS: "read-only file system",
     errno.ENOSPC: "no space left on device",
     **({errno.EDQUOT: "disk quota exceeded"} if hasattr(errno, "EDQUOT") else {}),

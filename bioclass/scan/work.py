@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from bioclass.audio import AudioError
-from bioclass.audio.access import os_error_reason
+from bioclass.core.oserrors import os_error_reason
 from bioclass.inference.score import FileScores, FileScoringError
 from bioclass.scan.journal import file_key, load_part, save_result
 
