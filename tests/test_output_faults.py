@@ -134,7 +134,8 @@ def recording(tmp_path: Path) -> Path:
         (errno.EROFS, "read-only file system"),
         (errno.ENOSPC, "no space left on device"),
         (getattr(errno, "EDQUOT", errno.ENOSPC), None),
-        (errno.EIO, os.strerror(errno.EIO)),
+        (errno.EIO, "input/output error (failing disk or network share?)"),
+        (errno.ENOTCONN, os.strerror(errno.ENOTCONN)),  # not in the table: the system's words
     ],
 )
 def test_errno_values_in_plain_words(code: int, words: str | None) -> None:
