@@ -796,3 +796,33 @@ def review(
             on_clip=lambda done, total: progress.update(task, completed=done, total=total),
         )
     print_review_report(summary, detections, options)
+
+
+@main.command("export")
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    metavar="onnx|torchscript",
+    help="onnx (needs pip install 'bioclass[export]') or torchscript.",
+)
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="The file to write.")
+@_friendly
+def export(model: Path, fmt: str, out: Path) -> None:
+    """Export MODEL (a classifier checkpoint) with its front end as one ONNX or TorchScript file
+    that runs without bioclass: (batch, window) float32 waveforms in, (batch, classes) logits
+    out, with classes, rate, window, activation, calibration and thresholds as metadata."""
+    from bioclass.export import export_model
+
+    summary = export_model(model, fmt, out)
+    meta = summary.metadata
+    console.print(
+        f"wrote {summary.path} ({summary.format}, {summary.size_bytes / 1e6:.1f} MB): "
+        f"{meta['model_name']}, (batch, {meta['window_samples']}) float32 at "
+        f"{meta['sample_rate']} Hz -> (batch, {len(meta['classes'])}) logits, "
+        f"{meta['activation']} scores; max |difference| from the PyTorch model "
+        f"{summary.max_abs_diff:.1e} on a test signal",
+        highlight=False,
+        soft_wrap=True,
+    )
