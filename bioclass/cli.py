@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from bioclass import __version__
 from bioclass.core.console import console, setup_logging
@@ -30,7 +31,10 @@ def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except BioclassError as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            # Escaped: a path or an extra's name in brackets ("bioclass[export]") is text.
+            console.print(
+                f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
+            )
             sys.exit(1)
         except KeyboardInterrupt as exc:
             # train and pretrain say what they kept and how to resume; a scan (and the rest)
@@ -40,7 +44,9 @@ def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
                 if isinstance(exc, StoppedAtOnce)
                 else "finished files are kept: re-run the same command to continue"
             )
-            console.print(f"[bold red]interrupted[/] ({advice})", highlight=False, soft_wrap=True)
+            console.print(
+                f"[bold red]interrupted[/] ({escape(advice)})", highlight=False, soft_wrap=True
+            )
             sys.exit(130)
 
     return wrapper
@@ -857,3 +863,33 @@ def review(
             on_clip=lambda done, total: progress.update(task, completed=done, total=total),
         )
     print_review_report(summary, detections, options)
+
+
+@main.command("export")
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    required=True,
+    metavar="onnx|torchscript",
+    help="onnx (needs pip install 'bioclass[export]') or torchscript.",
+)
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="The file to write.")
+@_friendly
+def export(model: Path, fmt: str, out: Path) -> None:
+    """Export MODEL (a classifier checkpoint) with its front end as one ONNX or TorchScript file
+    that runs without bioclass: (batch, window) float32 waveforms in, (batch, classes) logits
+    out, with classes, rate, window, activation, calibration and thresholds as metadata."""
+    from bioclass.export import export_model
+
+    summary = export_model(model, fmt, out)
+    meta = summary.metadata
+    console.print(
+        f"wrote {summary.path} ({summary.format}, {summary.size_bytes / 1e6:.1f} MB): "
+        f"{meta['model_name']}, (batch, {meta['window_samples']}) float32 at "
+        f"{meta['sample_rate']} Hz -> (batch, {len(meta['classes'])}) logits, "
+        f"{meta['activation']} scores; max |difference| from the PyTorch model "
+        f"{summary.max_abs_diff:.1e} on a test signal",
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -602,3 +602,14 @@ def test_killed_scan_resumes_to_byte_identical_outputs(trained: Path, tmp_path: 
     assert {k: v for k, v in first.items() if k not in volatile} == {
         k: v for k, v in resumed.items() if k not in volatile
     }
+
+
+def test_brackets_in_an_error_are_printed_as_written(tmp_path: Path) -> None:
+    """Rich markup must not eat a bracketed name (`site[north]/`, `bioclass[export]`) from an
+    error line."""
+    folder = tmp_path / "site[north]"
+    folder.mkdir()
+    model = tmp_path / "model.pt"
+    code, output = run_cli("scan", folder, "--model", model, "--out", tmp_path / "d.csv")
+    assert code == 1
+    assert "site[north]" in " ".join(output.split())

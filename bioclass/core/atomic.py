@@ -148,6 +148,25 @@ def atomic_file(path: str | Path, binary: bool = False) -> Iterator[IO]:
     staged.commit()
 
 
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """`with atomic_path(p) as tmp:` for writers that take a file name rather than a handle
+    (torch.jit.save writes a large model by name several times faster): `tmp` is a temporary
+    file beside `p`, to be overwritten in place, renamed over `p` when the block ends normally
+    and deleted when it raises."""
+    staged = StagedFile(path, binary=True)
+    try:
+        yield staged.tmp
+    except OSError as exc:
+        staged.discard()
+        raise _describe(staged.target, exc) from None
+    except BaseException:
+        staged.discard()
+        raise
+    # fsync flushes the file, whichever descriptor wrote it: the staged handle covers it.
+    staged.commit()
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write `text` (UTF-8) to `path` atomically."""
     with atomic_file(path) as f:
