@@ -182,6 +182,16 @@ def test_windows_of_annotated_recordings(recordings: Path, tmp_path: Path) -> No
     assert part.targets(rec, int(4.8 * SR)).tolist() == [0, 0]
 
 
+def test_extent_limits_the_windows(recordings: Path, tmp_path: Path) -> None:
+    extent = tmp_path / "extent.csv"
+    rows = [f"{recordings / f'rec{r}.wav'},0,5" for r in range(5)]
+    extent.write_text("file,start_time,end_time\n" + "\n".join(rows) + "\n")
+    data = load(tmp_path, f"annotations: [{recordings / 'boxes.csv'}], extent: {extent}")
+    for part in (data.train.corpus, data.val.corpus):
+        assert (part.stretches["end_time"] == 5.0).all()
+        assert (part.grid(800)["start"] + SR <= 5 * SR).all()
+
+
 def review_folder(recordings: Path, folder: Path, rows: list[tuple]) -> Path:
     """A filled review folder: clips (copies of the recording's start) and review.csv."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -2,12 +2,12 @@
 
 Memory stays bounded whatever the corpus: nothing is decoded ahead; each item reads its own
 window from the file (`bioclass.audio.window.read_window`: a seek, the window's frames and a
-small resampling margin). Measured on the Bird0 songs (32 kHz FLAC to 16 kHz, 0.2 s windows)
-that is about 1,600 windows/s on one core, against about 130,000 slices/s from an int16
-memory-mapped copy of the resampled audio: the copy reads faster, but costs a decoding pass
-before training and 115 MB of disk per hour of audio at 16 kHz in every run folder, while the
-on-demand reads cost a small share of a training step on a CPU (and overlap it with
-`train.num_workers`).
+small resampling margin). Measured on the Bird0 songs (`benchmarks/annotated_bird0.py`: 32 kHz
+FLAC to 16 kHz, 0.2 s windows) that is about 1,300 windows/s on one core, against about
+100,000 slices/s from an int16 memory-mapped copy of the resampled audio: the copy reads
+faster, but costs a decoding pass before training and 115 MB of disk per hour of audio at
+16 kHz in every run folder, while the on-demand reads took 3 % of the training wall time there
+(and `train.num_workers` overlaps them with the steps).
 """
 
 from __future__ import annotations
