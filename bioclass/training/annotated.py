@@ -496,8 +496,8 @@ def _check_parts(
     for c, name in enumerate(classes):
         if c != background and c not in have:
             raise LabelError(
-                f"class {name!r} has no box in the training recordings (all its recordings "
-                "went to validation); annotate more recordings of it, or fix the split"
+                f"class {name!r} has no box in the training recordings (all its recordings are in "
+                "the validation or test split); annotate more recordings of it, or fix the split"
             )
     if not len(val.stretches):
         raise LabelError("the validation split is empty: no recording was held out")
