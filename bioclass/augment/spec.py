@@ -54,7 +54,11 @@ def spec_augment(spec: torch.Tensor, cfg: AugmentSection, rng: np.random.Generat
 
 
 def mixup(
-    spec: torch.Tensor, target: torch.Tensor, alpha: float, rng: np.random.Generator
+    spec: torch.Tensor,
+    target: torch.Tensor,
+    alpha: float,
+    rng: np.random.Generator,
+    union: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Convex combination of each clip (and its target) with a random partner of the batch.
 
@@ -62,12 +66,17 @@ def mixup(
 
     Args:
         spec: (B, 1, frames, mels) inputs.
-        target: (B, C) one-hot (or soft) targets.
+        target: (B, C) one-hot (or soft, or multi-hot) targets.
         alpha: Beta parameter (> 0; the paper uses alpha < 1, so lambda is mostly near 0 or 1).
         rng: the iteration's generator.
+        union: targets are the union of the two (each class at its larger value: both sounds
+            are in the mix, however faint one is) instead of their convex combination.
     Returns:
         mixed (B, 1, frames, mels) inputs and mixed (B, C) targets.
     """
     lam = float(rng.beta(alpha, alpha))
     perm = torch.from_numpy(rng.permutation(spec.shape[0])).to(spec.device)
-    return lam * spec + (1 - lam) * spec[perm], lam * target + (1 - lam) * target[perm]
+    mixed = lam * spec + (1 - lam) * spec[perm]
+    if union:
+        return mixed, torch.maximum(target, target[perm])
+    return mixed, lam * target + (1 - lam) * target[perm]

@@ -39,6 +39,15 @@ def clip_logits(window_logits: list[torch.Tensor], n_classes: int) -> np.ndarray
     return torch.stack([w.double().mean(dim=0) for w in window_logits]).numpy()
 
 
+def one_hot(targets: np.ndarray, n_classes: int) -> np.ndarray:
+    """(N, C) bool "the clip is of class c": from (N,) class indices, or (N, C) multi-hot
+    targets of multi-label windows as they are."""
+    targets = np.asarray(targets)
+    if targets.ndim == 2:
+        return targets > 0.5
+    return targets.astype(np.int64)[:, None] == np.arange(n_classes)[None, :]
+
+
 def _log_softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
@@ -140,9 +149,7 @@ def reliability(
         outcome = (scores.argmax(axis=1) == targets) if len(scores) else np.zeros(0)
     else:
         confidence = scores.ravel()
-        onehot = np.zeros_like(scores, dtype=bool)
-        onehot[np.arange(len(targets)), targets] = True
-        outcome = onehot.ravel()
+        outcome = one_hot(targets, scores.shape[1]).ravel()
     # A score of exactly 1 belongs to the last bin, not to a bin of its own.
     index = np.minimum((confidence * n_bins).astype(np.int64), n_bins - 1)
     counts = np.bincount(index, minlength=n_bins)
@@ -182,7 +189,8 @@ def fit_calibration(
 
     Args:
         window_logits: each clip's (K_i, C) window logits (`clip_window_logits`).
-        targets: (N,) true class indices.
+        targets: (N,) true class indices, or (N, C) multi-hot targets (sigmoid only: windows
+            of annotated recordings, each class its own event).
         activation: softmax (temperature scaling) or sigmoid (Platt scaling).
         fitted_on: which clips these are, for the checkpoint.
         per_class: sigmoid: one Platt map per class instead of one for all. One map for all
@@ -193,15 +201,16 @@ def fit_calibration(
     activation = Activation.parse(activation)
     n_classes = window_logits[0].shape[1] if window_logits else 0
     logits = clip_logits(window_logits, n_classes)
-    targets = np.asarray(targets, dtype=np.int64)
+    targets = np.asarray(targets)
     if activation is Activation.SOFTMAX:
+        targets = targets.astype(np.int64)
         calibration = Calibration("temperature", temperature=fit_temperature(logits, targets))
     else:
-        one_hot = targets[:, None] == np.arange(n_classes)[None, :]  # (N, C)
+        positive = one_hot(targets, n_classes)  # (N, C)
         if per_class:
-            fits = [fit_platt(logits[:, c], one_hot[:, c]) for c in range(n_classes)]
+            fits = [fit_platt(logits[:, c], positive[:, c]) for c in range(n_classes)]
         else:
-            fits = [fit_platt(logits.reshape(-1), one_hot.reshape(-1))] * n_classes
+            fits = [fit_platt(logits.reshape(-1), positive.reshape(-1))] * n_classes
         calibration = Calibration("platt", a=tuple(a for a, _ in fits), b=tuple(b for _, b in fits))
     raw = ScoreMap(activation)(torch.from_numpy(logits)).numpy()
     calibrated = ScoreMap(activation, calibration)(torch.from_numpy(logits)).numpy()

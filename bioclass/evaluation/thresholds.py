@@ -30,7 +30,8 @@ def fit_thresholds(
 
     Args:
         scores: (N, C) clip scores (softmax or sigmoid).
-        targets: (N,) true class indices.
+        targets: (N,) true class indices, or (N, C) multi-hot targets (multi-label windows:
+            a window is a true detection of c when c is among its classes).
         classes: C class names.
         background_label: fitted like the others (used with --keep-background).
 
@@ -41,8 +42,9 @@ def fit_thresholds(
     del background_label  # every class is fitted; the scan decides what background means
     top = scores.argmax(axis=1) if len(scores) else np.zeros(0, dtype=np.int64)
     fitted = {}
+    targets = np.asarray(targets)
     for c, name in enumerate(classes):
-        positive = targets == c
+        positive = targets[:, c] > 0.5 if targets.ndim == 2 else targets == c
         support = int(positive.sum())
         entry: dict[str, Any] = {
             "threshold": None,

@@ -159,7 +159,8 @@ def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
 
 
 def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
-    """Check `value` against a simple type hint (int, float, bool, str, list[str], Optional)."""
+    """Check `value` against a simple type hint (int, float, bool, str, list[str],
+    dict[str, str | None], Optional)."""
     args = typing.get_args(hint)
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
@@ -167,6 +168,15 @@ def _coerce(value: Any, hint: Any, key: str, source: str) -> Any:
             return None
         inner = [a for a in args if a is not type(None)]
         return _coerce(value, inner[0], key, source)
+    if origin is dict:  # a label mapping: name -> name, or null to drop
+        if value is None:
+            return {}
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str | int) and (v is None or isinstance(v, str | int))
+            for k, v in value.items()
+        ):
+            raise RecipeError(f"{source}: {key} must map names to a name or null, got {value!r}")
+        return {str(k): None if v is None else str(v) for k, v in value.items()}
     if origin is list:
         if not isinstance(value, list) or not all(isinstance(v, str | int) for v in value):
             raise RecipeError(f"{source}: {key} must be a list of names, got {quote(value)}")

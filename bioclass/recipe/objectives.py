@@ -69,12 +69,27 @@ OBJECTIVES: dict[str, ObjectiveSpec] = {
 LOSS_NAMES: tuple[str, ...] = (AUTO, *OBJECTIVES)  # what loss.name accepts
 
 
+def is_multi_label(recipe: Recipe) -> bool:
+    """Whether the recipe trains on windows of annotated recordings (`data.annotations`,
+    `data.reviewed`), whose targets are multi-hot: a window can hold several classes."""
+    return bool(recipe.data.annotations or recipe.data.reviewed)
+
+
 def resolve_objective(recipe: Recipe) -> ObjectiveSpec:
-    """The recipe's objective; `auto` is bce with MixUp (sigmoid scores), else ce."""
+    """The recipe's objective; `auto` is bce with MixUp or multi-label windows (sigmoid
+    scores), else ce."""
     name = recipe.loss.name
     if name == AUTO:
-        name = "bce" if recipe.augment.mixup_alpha > 0 else "ce"
+        name = "bce" if recipe.augment.mixup_alpha > 0 or is_multi_label(recipe) else "ce"
     return OBJECTIVES[name]
+
+
+def selection_metric(recipe: Recipe) -> str:
+    """The validation metric that selects the model: `train.metric`, except that multi-label
+    windows read the default `uar` as `map` (recall of one true class per clip has no meaning
+    when a window holds several or none)."""
+    metric = recipe.train.metric
+    return "map" if is_multi_label(recipe) and metric == "uar" else metric
 
 
 def resolve_loss(recipe: Recipe) -> str:
@@ -109,4 +124,41 @@ def frozen_encoder_problem(recipe: Recipe) -> str | None:
     return (
         f"model.freeze_encoder trains only the last layer: use loss.name ce (not "
         f"{recipe.loss.name})"
+    )
+
+
+def multi_label_problem(recipe: Recipe) -> str | None:
+    """Why the recipe cannot train on multi-label windows (`data.annotations`, `data.reviewed`),
+    if it cannot."""
+    if not is_multi_label(recipe) or recipe.loss.name not in LOSS_NAMES:
+        return None
+    keys = "data.annotations / data.reviewed"
+    if resolve_objective(recipe).activation is not Activation.SIGMOID:
+        return (
+            f"{keys} train multi-label windows (several classes or none per window): use "
+            f"loss.name auto or bce, not {recipe.loss.name}"
+        )
+    t, d = recipe.train, recipe.data
+    if t.metric == "accuracy":
+        return f"train.metric accuracy needs one label per clip; with {keys} use map"
+    if t.cv_folds is not None:
+        return f"train.cv_folds is not available with {keys} yet (set it to null)"
+    if d.unlabelled or d.labelled_per_class is not None or d.labelled_fraction < 1.0:
+        return (
+            f"data.unlabelled, labelled_per_class and labelled_fraction are for clip "
+            f"training; {keys} train on every annotated window"
+        )
+    return None
+
+
+def mixup_targets_problem(recipe: Recipe) -> str | None:
+    """Why `augment.mixup_targets: union` does not fit the recipe's objective, if it does not:
+    the union of two one-hot targets is not a distribution for a softmax."""
+    if recipe.augment.mixup_targets != "union" or recipe.loss.name not in LOSS_NAMES:
+        return None
+    if resolve_objective(recipe).activation is Activation.SIGMOID:
+        return None
+    return (
+        "augment.mixup_targets union needs sigmoid scores (loss.name bce, or auto with MixUp or "
+        "data.annotations); use convex"
     )

@@ -37,6 +37,15 @@ class DataSection:
     unlabelled: list[str] = field(default_factory=list)  # folders/files of unlabelled audio
     labelled_per_class: int | None = None  # keep labels of at most N training clips per class
     labelled_fraction: float = 1.0  # keep labels of this share of training clips per class
+    # Multi-label training on annotated recordings (windows at random offsets, multi-hot targets)
+    annotations: list[str] = field(default_factory=list)  # tables or folders of tables
+    reviewed: list[str] = field(default_factory=list)  # filled review.csv files (bioclass review)
+    extent: str | None = None  # CSV file,start_time,end_time: the annotated stretches
+    label_column: str | None = None  # Raven tables' label column (default: the usual names)
+    label_map: dict[str, str | None] = field(default_factory=dict)  # old -> new label, or null
+    min_overlap_seconds: float = 0.1  # a box this much inside a window makes it positive
+    min_overlap_fraction: float = 0.5  # ... or this share of the box
+    random_windows: float = 0.25  # share of a batch drawn anywhere in the annotated stretches
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,7 @@ class AugmentSection:
     """MixUp and SpecAugment as in Pellegrini (2021), section 3.3."""
 
     mixup_alpha: float = 0.0  # 0 disables MixUp; the paper uses alpha < 1
+    mixup_targets: str = "convex"  # convex (lambda-weighted) | union (max: both sounds are there)
     specaugment: bool = False
     time_stripes: int = 2  # at most this many time stripes per batch (0..n drawn)
     time_width: int = 16  # frames
@@ -316,7 +326,15 @@ PATH_KEYS = (
     ("data", "labels_csv"),
     ("data", "audio_root"),
     ("data", "unlabelled"),
+    ("data", "annotations"),
+    ("data", "reviewed"),
+    ("data", "extent"),
     ("model", "init_from"),
     ("pretrain", "archives"),
 )
-LIST_PATH_KEYS = (("data", "unlabelled"), ("pretrain", "archives"))
+LIST_PATH_KEYS = (
+    ("data", "unlabelled"),
+    ("data", "annotations"),
+    ("data", "reviewed"),
+    ("pretrain", "archives"),
+)

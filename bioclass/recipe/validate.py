@@ -10,7 +10,12 @@ from __future__ import annotations
 import math
 from dataclasses import fields
 
-from bioclass.recipe.objectives import frozen_encoder_problem, mixup_problem
+from bioclass.recipe.objectives import (
+    frozen_encoder_problem,
+    mixup_problem,
+    mixup_targets_problem,
+    multi_label_problem,
+)
 from bioclass.recipe.quote import quote
 from bioclass.recipe.rules import Rules, each
 from bioclass.recipe.schema import Recipe, ViewAugmentSection, WaveAugmentSection
@@ -19,6 +24,7 @@ from bioclass.recipe.vocab import (
     FADE_SHAPES,
     LOSSES,
     METRICS,
+    MIXUP_TARGETS,
     NOISE_COLOURS,
     POOLINGS,
     PRETRAIN_LOSSES,
@@ -108,6 +114,7 @@ def check_settings(recipe: Recipe, rules: Rules) -> None:
         0,
     )
     rules.at_least("augment.mixup_alpha", g.mixup_alpha, 0)
+    rules.one_of("augment.mixup_targets", g.mixup_targets, MIXUP_TARGETS)
     rules.at_least(
         "augment stripe counts and widths",
         each(g.time_stripes, g.time_width, g.freq_stripes, g.freq_width),
@@ -119,6 +126,15 @@ def check_settings(recipe: Recipe, rules: Rules) -> None:
     rules.at_least("data.labelled_per_class", d.labelled_per_class, 1, note="or null")
     rules.in_range("data.labelled_fraction", d.labelled_fraction, 0, 1, "(]")
     rules.at_least("train.unlabelled_ratio", t.unlabelled_ratio, 0)
+    rules.positive("data.min_overlap_seconds", d.min_overlap_seconds)
+    rules.in_range("data.min_overlap_fraction", d.min_overlap_fraction, 0, 1, "(]")
+    rules.in_range("data.random_windows", d.random_windows, 0, 1, "[]")
+    for old, new in d.label_map.items():
+        rules.require(
+            bool(old.strip()) and (new is None or bool(new.strip())),
+            f"data.label_map: {old!r}: {new!r} maps to or from an empty name; give a class "
+            "name, or null to drop the label",
+        )
 
 
 def check_loss(recipe: Recipe, rules: Rules) -> None:
@@ -135,6 +151,10 @@ def check_loss(recipe: Recipe, rules: Rules) -> None:
     rules.in_range("loss.supcon_fraction", loss.supcon_fraction, 0, 1, "()")
     frozen = frozen_encoder_problem(recipe)
     rules.require(frozen is None, frozen or "")
+    multi = multi_label_problem(recipe)
+    rules.require(multi is None, multi or "")
+    union = mixup_targets_problem(recipe)
+    rules.require(union is None, union or "")
 
 
 def check_pretrain(recipe: Recipe, rules: Rules) -> None:

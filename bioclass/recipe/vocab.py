@@ -19,6 +19,8 @@ SAMPLINGS = ("random", "non_overlapping", "same")
 # did before pooling) the centre window alone.
 POOLINGS = ("mean_prob", "max_prob", "mean_logit", "centre")
 CALIBRATIONS = ("shared", "per_class", "none")
+# How MixUp mixes two targets: lambda-weighted, or the union (each class at its maximum).
+MIXUP_TARGETS = ("convex", "union")
 
 FADE_SHAPES = ("linear", "logarithmic", "exponential")
 TIME_MASK_FILLS = ("noise", "zero")

@@ -29,13 +29,17 @@ from bioclass.core.console import console
 from bioclass.core.errors import BioclassError
 from bioclass.data.prepare import PreparedData
 from bioclass.data.sampler import BatchSampler
+from bioclass.data.window_dataset import WindowedData
+from bioclass.data.window_sampler import WindowBatchSampler
 from bioclass.evaluation.calibration import CalibrationFit, fit_calibration
 from bioclass.evaluation.metrics import classification_metrics
+from bioclass.evaluation.multilabel import multilabel_metrics
 from bioclass.evaluation.plots import plot_reliability
 from bioclass.evaluation.thresholds import FIT_METHOD, fit_thresholds
 from bioclass.inference.clips import ClipPooling, clip_window_logits, pool_clips
 from bioclass.models import frontend_config, model_from_recipe
 from bioclass.recipe import Recipe, recipe_to_dict
+from bioclass.recipe.objectives import selection_metric
 from bioclass.runtime.loop import LoopPlan, run_loop
 from bioclass.runtime.precision import autocast, training_dtype
 from bioclass.runtime.rundir import LAST, RunDirectory
@@ -82,7 +86,8 @@ class Fit:
     """One training run on prepared data: the step and validation `run_loop` calls.
 
     Args:
-        recipe, data, run, dev: what to train, on what, where to write, on which device.
+        recipe, data, run, dev: what to train, on what (labelled clips, or multi-label windows
+            of annotated recordings), where to write, on which device.
         saved: the state of an interrupted run to resume, or None.
         validate: False trains without validating (cross-validation's final model).
         keep_threshold_scores: keep each validation's window logits (`threshold_logits`), for
@@ -92,7 +97,7 @@ class Fit:
     def __init__(
         self,
         recipe: Recipe,
-        data: PreparedData,
+        data: PreparedData | WindowedData,
         run: RunDirectory,
         dev: torch.device,
         saved: dict[str, Any] | None,
@@ -101,6 +106,8 @@ class Fit:
     ) -> None:
         t = recipe.train
         self.recipe, self.data, self.rundir, self.dev = recipe, data, run, dev
+        self.multi_label = isinstance(data, WindowedData)
+        self.metric = selection_metric(recipe)
         self.validate = validate
         self.keep_threshold_scores = keep_threshold_scores
         # (iteration, weights) -> (n_val, C) validation clip scores pooled as validation pools
@@ -154,15 +161,26 @@ class Fit:
             if self.objective.spec.learns_from_unlabelled
             else 0
         )
-        sampler = BatchSampler(
-            self.data.train.targets,
-            t.batch_size,
-            recipe.seed,
-            recipe.data.balanced,
-            self.state.iteration,
-            self.plan.n_iterations,
-            n_unlabelled=n_unlabelled,
-        )
+        if self.multi_label:
+            sampler = WindowBatchSampler(
+                self.data.train.corpus,
+                t.batch_size,
+                recipe.seed,
+                recipe.data.balanced,
+                recipe.data.random_windows,
+                self.state.iteration,
+                self.plan.n_iterations,
+            )
+        else:
+            sampler = BatchSampler(
+                self.data.train.targets,
+                t.batch_size,
+                recipe.seed,
+                recipe.data.balanced,
+                self.state.iteration,
+                self.plan.n_iterations,
+                n_unlabelled=n_unlabelled,
+            )
         loader = torch.utils.data.DataLoader(
             self.data.train,
             batch_sampler=sampler,
@@ -181,7 +199,8 @@ class Fit:
 
         Args:
             batch: (B, T) clips, or (B, V, T) augmented views of each clip (clar), and (B,)
-                class indices, -1 for unlabelled clips.
+                class indices, -1 for unlabelled clips, or (B, C) multi-hot targets of
+                multi-label windows.
         """
         wave, y = batch
         # The augmentation draws of step i depend on the seed and i only: resumable exactly.
@@ -211,15 +230,18 @@ class Fit:
     def _augmented(
         self, wave: torch.Tensor, y: torch.Tensor, rng: np.random.Generator
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Log-mels with SpecAugment and MixUp as the recipe says, and MixUp's soft targets."""
+        """Log-mels with SpecAugment and MixUp as the recipe says, and the soft targets (MixUp's,
+        or the multi-hot targets of multi-label windows)."""
         g = self.recipe.augment
         spec = self.model.spectrogram(wave)  # (B, T) -> (B, 1, frames, mels)
         if g.specaugment:
             spec = spec_augment(spec, g, rng)
-        target = None
+        target = y.float() if y.dim() == 2 else None  # multi-hot windows
         if g.mixup_alpha > 0:
-            target = F.one_hot(y, self.model.n_classes).float()
-            spec, target = mixup(spec, target, g.mixup_alpha, rng)
+            if target is None:
+                target = F.one_hot(y, self.model.n_classes).float()
+            union = g.mixup_targets == "union"
+            spec, target = mixup(spec, target, g.mixup_alpha, rng, union=union)
         if self.dev.type == "cuda":
             spec = spec.contiguous(memory_format=torch.channels_last)
         return spec, target
@@ -230,7 +252,7 @@ class Fit:
         stage, where the classifier means nothing yet."""
         if not self.validate or not self.objective.validates(iteration):
             return None
-        metric = self.recipe.train.metric
+        metric = self.metric
         candidates = [("raw", self.model.state_dict())]
         if self.ema.active:
             candidates.append(("ema", self.ema.state))
@@ -246,7 +268,12 @@ class Fit:
             if self.keep_threshold_scores:
                 self.metric_scores[(iteration, name)] = scores
                 self.threshold_logits[(iteration, name)] = logits
-            metrics = classification_metrics(scores, self.data.val.targets, self.data.classes)
+            if self.multi_label:
+                metrics = multilabel_metrics(scores, self.data.val.targets, self.data.classes)
+                summary = {k: metrics[k] for k in ("map", "auc", "f1")}
+            else:
+                metrics = classification_metrics(scores, self.data.val.targets, self.data.classes)
+                summary = {k: metrics[k] for k in ("uar", "map", "accuracy")}
             value = self._selection_value(name, metrics[metric])
             if self.keep_threshold_scores and self.on_scores is not None:
                 self.on_scores()
@@ -255,9 +282,7 @@ class Fit:
                     "iteration": iteration,
                     "weights": name,
                     "train_loss": train_loss,
-                    "uar": metrics["uar"],
-                    "map": metrics["map"],
-                    "accuracy": metrics["accuracy"],
+                    **summary,
                     "elapsed_s": round(elapsed, 2),
                 }
             )
@@ -277,11 +302,11 @@ class Fit:
 
     def _selection_value(self, weights: str, value: float | None) -> float:
         t = self.recipe.train
-        return selection_value(self.state.history, weights, t.metric, value, t.smoothing)
+        return selection_value(self.state.history, weights, self.metric, value, t.smoothing)
 
     def describe(self, iteration: int, rows: list[dict]) -> str:
-        metric = self.recipe.train.metric
-        summary = ", ".join(f"{r['weights']} {metric} {r[metric]:.3f}" for r in rows)
+        metric = self.metric
+        summary = ", ".join(f"{r['weights']} {metric} {_number(r[metric])}" for r in rows)
         return f"iteration {iteration}: {summary}"
 
     def save(self, state: TrainingState) -> None:
@@ -299,6 +324,8 @@ class Fit:
         self, ema_state: dict[str, torch.Tensor] | None, use_ema: bool, extra: dict[str, Any]
     ) -> dict[str, Any]:
         """The model's checkpoint with the trained (raw) weights and, if given, the EMA."""
+        if self.multi_label:  # sigmoid scores of classes that may co-occur (scan reads sigmoid)
+            extra = {**extra, "multi_label": True}
         return model_checkpoint(
             self.model,
             self.recipe.model.name,
@@ -310,6 +337,10 @@ class Fit:
             score_activation=self.activation,
             extra=extra,
         )
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def selection_value(
@@ -368,7 +399,7 @@ def calibrate_and_fit_thresholds(
 
 
 def store_calibration_and_thresholds(
-    path: Path, data: PreparedData, recipe: Recipe, dev: torch.device
+    path: Path, data: PreparedData | WindowedData, recipe: Recipe, dev: torch.device
 ) -> CalibrationFit | None:
     """Fit the best model's calibration on the validation clips, then its per-class detection
     thresholds on the calibrated scores; store both in the checkpoint.
@@ -387,7 +418,7 @@ def store_calibration_and_thresholds(
         data.classes,
         recipe,
         activation,
-        f"{len(data.val)} validation clips",
+        f"{len(data.val)} validation {'windows' if isinstance(data, WindowedData) else 'clips'}",
     )
     if fit is not None:
         ckpt["calibration"] = fit.calibration.to_dict()

@@ -16,18 +16,24 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bioclass.checkpoint import encoder_weights
+from bioclass.checkpoint import checkpoint_info, encoder_weights, load_model
 from bioclass.core.console import console, progress_bar
 from bioclass.core.errors import BioclassError
 from bioclass.data.prepare import load_labelled
+from bioclass.data.window_dataset import WindowedData
 from bioclass.evaluation.evaluate import evaluate_model
+from bioclass.evaluation.multilabel import multilabel_metrics
 from bioclass.evaluation.plots import plot_confusion, plot_learning_curve
-from bioclass.evaluation.report import print_metrics
+from bioclass.evaluation.report import print_metrics, print_multilabel_metrics
+from bioclass.evaluation.thresholds import DEFAULT_THRESHOLD, resolve_thresholds
+from bioclass.inference.clips import ClipPooling, clip_window_logits, pool_clips
 from bioclass.models import frontend_config, known_model
 from bioclass.recipe import Recipe, dump_recipe, load_recipe, recipe_from_dict
+from bioclass.recipe.objectives import is_multi_label
 from bioclass.runtime.bad_files import bad_files_on_refusal, write_bad_files
 from bioclass.runtime.device import pick_device
 from bioclass.runtime.rundir import LAST, RunDirectory
+from bioclass.training.annotated import load_windows
 from bioclass.training.cv import CV_METRICS, cross_validate
 from bioclass.training.fit import (
     BEST,
@@ -87,6 +93,8 @@ def _train(
     """`train` in its run directory."""
     torch.manual_seed(recipe.seed)
     console.print(f"run directory: {run.path}   device: {dev}")
+    if is_multi_label(recipe):
+        return _train_windows(recipe, run, dev, saved)
 
     with progress_bar() as progress, bad_files_on_refusal(run):
         task = progress.add_task("decoding clips", total=None, info="")
@@ -126,6 +134,72 @@ def _train(
     report_calibration(run, calibration, fit.state.best)
     best = _report_test(run, recipe, dev, fit.state.best)
     return TrainResult(run.path, best, frame)
+
+
+def _train_windows(
+    recipe: Recipe, run: RunDirectory, dev: torch.device, saved: dict[str, Any] | None
+) -> TrainResult:
+    """Multi-label training on windows of annotated recordings (`data.annotations`,
+    `data.reviewed`, with or without labelled clips)."""
+    with console.status("reading annotations, reviews and recordings"):
+        data = load_windows(recipe)
+    _write_clip_reports(run, recipe, data.bad, [])
+    run.write_table("split.csv", data.split)
+    train, val = data.train.corpus, data.val.corpus
+    console.print(
+        f"classes: {', '.join(data.classes)}   training: {train.stretches['rec'].nunique()} "
+        f"recordings, {train.annotated_seconds() / 60:.1f} min annotated, {len(train.boxes)} "
+        f"boxes   validation: {val.stretches['rec'].nunique()} recordings, {len(val.boxes)} "
+        f"boxes, {len(data.val)} windows"
+    )
+    fit = Fit(recipe, data, run, dev, saved)
+    spec = fit.objective.spec
+    why = f" (loss.name {recipe.loss.name})" if recipe.loss.name != spec.name else ""
+    console.print(
+        f"objective: {spec.name}{why}, multi-label windows   scores: {spec.activation.value}   "
+        f"selection: {fit.metric}"
+    )
+    fit.run()
+    frame = pd.DataFrame(fit.state.history)
+    best = fit.state.best
+    if best is None:
+        raise BioclassError("training ended without a validation: set train.eval_every")
+    run.write_text("best.json", json.dumps(best, indent=2))
+    plot_learning_curve(frame, fit.metric, run / "learning_curve.png")
+    print_multilabel_metrics(
+        best["metrics"],
+        f"Best model (validation {fit.metric}): iteration {best['iteration']}, "
+        f"{best['weights']} weights, scores at 0.5",
+    )
+    console.print(f"saved {run / BEST}")
+    calibration = store_calibration_and_thresholds(run / BEST, data, recipe, dev)
+    report_calibration(run, calibration, best)
+    best = _report_at_thresholds(run, data, recipe, dev, best)
+    return TrainResult(run.path, best, frame)
+
+
+def _report_at_thresholds(
+    run: RunDirectory, data: WindowedData, recipe: Recipe, dev: torch.device, best: dict[str, Any]
+) -> dict[str, Any]:
+    """The validation windows scored as a scan scores them (calibrated, at the fitted
+    thresholds): printed and kept in best.json as `at_thresholds`."""
+    model, ckpt = load_model(run / BEST)
+    info = checkpoint_info(ckpt, run / BEST)
+    pooling = ClipPooling("centre")  # a validation window is one window
+    logits = clip_window_logits(model.to(dev), data.val, pooling, recipe.train.batch_size * 2, dev)
+    scores = pool_clips(logits, info.score_map(), pooling.method, len(data.classes))
+    fitted = ckpt.get("thresholds", {})
+    thresholds = resolve_thresholds(
+        data.classes,
+        DEFAULT_THRESHOLD,
+        {c: v.get("threshold") for c, v in fitted.items()},
+        None,
+    )
+    metrics = multilabel_metrics(scores, data.val.targets, data.classes, thresholds)
+    print_multilabel_metrics(metrics, "Validation windows at the fitted thresholds, calibrated")
+    best = {**best, "at_thresholds": metrics}
+    run.write_text("best.json", json.dumps(best, indent=2, default=float))
+    return best
 
 
 SMALL_CLASS = 50  # labelled clips per class below which one validation split is unreliable
