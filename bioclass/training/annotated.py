@@ -327,7 +327,7 @@ def _add_clips(
     table, source = clips
     readable, bad = probe_headers(table["file"])
     broken = table["file"].isin(set(bad["file"])).to_numpy()
-    check_bad_fraction(int(broken.sum()), len(table), d.max_bad_fraction, bad)
+    check_bad_fraction(bad, len(table), d.max_bad_fraction)
     sources.bad = join_bad(sources.bad, bad)
     sources.infos.update(readable)
     has_times = "start_time" in table.columns

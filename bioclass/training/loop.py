@@ -141,7 +141,7 @@ def _train_windows(
 ) -> TrainResult:
     """Multi-label training on windows of annotated recordings (`data.annotations`,
     `data.reviewed`, with or without labelled clips)."""
-    with console.status("reading annotations, reviews and recordings"):
+    with console.status("reading annotations, reviews and recordings"), bad_files_on_refusal(run):
         data = load_windows(recipe)
     _write_clip_reports(run, recipe, data.bad, [])
     run.write_table("split.csv", data.split)
