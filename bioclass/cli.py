@@ -552,7 +552,14 @@ def _channels(value: str) -> str | int:
     "formats",
     multiple=True,
     type=click.Choice(FORMATS),
-    help="Output formats (repeatable): csv (default), raven, audacity.",
+    help="Output formats (repeatable): csv (default), raven (one selection table per "
+    "recording), audacity (label and score tracks per recording), kaleidoscope.",
+)
+@click.option(
+    "--raven-combined",
+    is_flag=True,
+    help="Also write one Raven table for all files (Raven's multi-file layout) and the list "
+    "file that opens them in Raven; implies --format raven.",
 )
 @click.option(
     "--scores",
@@ -740,9 +747,12 @@ def embed(model: Path, inputs: tuple[str, ...], list_file: Path | None, **params
     from bioclass.core.console import progress_bar
     from bioclass.embed import EmbedOptions
     from bioclass.embed import embed as run_embed
+    from bioclass.outputs.writers import check_scores_path
 
     options = EmbedOptions(**{**params, "channels": _channels(params["channels"])})
-    _check_output_files(options.out)  # before the inputs are listed and the progress bar starts
+    # Before the inputs are listed and the progress bar starts: the format, then the folder.
+    check_scores_path(options.out, "--out")
+    _check_output_files(options.out)
     files = collect_inputs(inputs, list_file)
     with progress_bar() as progress:
         task = progress.add_task("embedding", total=len(files), info="")

@@ -5,6 +5,11 @@ It is the scanner without the classification layer: the same streaming reads (bo
 the same windows, exact or fast (shared trunk) inference, and the same handling of broken files.
 The embedding is the model's penultimate layer h (what a classifier's last layer sees, and what
 `bioclass pretrain` learns).
+
+Windows follow scan's rule at its default hop: a recording's last window, zero-padded past the
+end, holds at least half a window of audio (a recording shorter than that gets its one window),
+so no row describes a few hundredths of a second of sound and mostly padding. A manifest beside
+the table records what made it (model hash, window, hop, versions), as scan's does.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +30,8 @@ from bioclass.inference.models import load_models, prepare_for_inference
 from bioclass.inference.score import FileScoringError, WindowOutput, resolve_mode, score_file
 from bioclass.inference.stream import WindowPlan
 from bioclass.outputs import writers
+from bioclass.outputs.provenance import provenance
+from bioclass.outputs.timestamps import parse_timestamp, start_datetimes
 from bioclass.runtime.device import pick_device
 from bioclass.runtime.precision import check_inference_precision
 
@@ -56,6 +63,8 @@ class EmbedSummary:
     wall_seconds: float = 0.0
     window_seconds: float = 0.0
     hop_seconds: float = 0.0
+    mode: str = ""  # as run (fast falls back to exact where windows are too short)
+    device: str = ""
     failed: list[dict[str, str]] = field(default_factory=list)
     damaged: list[dict[str, str]] = field(default_factory=list)  # file, note (used anyway)
     outputs: dict[str, str] = field(default_factory=dict)
@@ -67,7 +76,8 @@ def embed(
     options: EmbedOptions,
     on_file: Callable[[Path], None] | None = None,
 ) -> EmbedSummary:
-    """Write one row per window: file, channel, start_time, end_time, e000, e001, ...
+    """Write one row per window: file, channel, start_time, end_time[, datetime], e000, ...,
+    the failed table and the manifest.
 
     Args:
         files: recordings, in output order.
@@ -77,7 +87,7 @@ def embed(
     """
     started = time.perf_counter()
     out = options.out
-    writers.check_scores_path(out)
+    writers.check_scores_path(out, "--out")
     check_output_folder(out.parent)  # before the model loads: an unwritable folder costs nothing
     loaded = load_models([model_path], need_classes=False)
     model, info = loaded.models[0], loaded.info
@@ -91,8 +101,15 @@ def embed(
     plan = WindowPlan.from_seconds(info.sample_rate, window, hop)
     mode = resolve_mode(options.mode, [model], plan)
     columns = [f"e{i:03d}" for i in range(model.embed_dim)]
+    # The datetime column appears when any file's name carries a start time (as in scan).
+    text_columns = ("datetime",) if any(parse_timestamp(p) for p in files) else ()
     summary = EmbedSummary(
-        n_files=len(files), dim=model.embed_dim, window_seconds=window, hop_seconds=plan.hop_seconds
+        n_files=len(files),
+        dim=model.embed_dim,
+        window_seconds=window,
+        hop_seconds=plan.hop_seconds,
+        mode=mode,
+        device=str(dev),
     )
     log.info(
         "embedding %d file(s) with %s on %s: %d-d, window %.3g s, hop %.3g s",
@@ -126,21 +143,25 @@ def embed(
                     summary.damaged.append({"file": str(path), "note": result.note})
                     log.warning("%s: %s", path, result.note)
                 for s in result.streams:
+                    keep = kept_windows(s.starts_s, s.ends_s, window)
+                    starts, ends = s.starts_s[keep], s.ends_s[keep]
                     frame = pd.DataFrame(
                         {
-                            "file": [str(path)] * len(s.starts_s),
-                            "channel": pd.array([s.channel] * len(s.starts_s), dtype="Int64"),
-                            "start_time": np.round(s.starts_s, 4),
-                            "end_time": np.round(s.ends_s, 4),
+                            "file": [str(path)] * len(starts),
+                            "channel": pd.array([s.channel] * len(starts), dtype="Int64"),
+                            "start_time": np.round(starts, 4),
+                            "end_time": np.round(ends, 4),
                         }
                     )
-                    vectors = pd.DataFrame(s.scores.astype(np.float32), columns=columns)
+                    if text_columns:
+                        frame["datetime"] = start_datetimes(path, frame["start_time"])
+                    vectors = pd.DataFrame(s.scores[keep].astype(np.float32), columns=columns)
                     matrix.add(pd.concat([frame, vectors], axis=1))
-                    summary.n_windows += len(s.starts_s)
+                    summary.n_windows += len(starts)
                 summary.audio_seconds += max(s.duration_s for s in result.streams)
             if on_file is not None:
                 on_file(path)
-        matrix.commit(columns)
+        matrix.commit(columns, text_columns)
     except BaseException:
         matrix.discard()
         raise
@@ -150,4 +171,36 @@ def embed(
     atomic_write_text(failed_path, failed.to_csv(index=False, lineterminator="\n"))
     summary.outputs["failed"] = str(failed_path)
     summary.wall_seconds = time.perf_counter() - started
+    manifest_path = writers.output_paths(out)["manifest"]
+    summary.outputs["manifest"] = str(manifest_path)
+    manifest = {
+        **provenance([model_path], list(loaded.hashes)),
+        "embedding": "penultimate layer",
+        "dim": summary.dim,
+        "sample_rate": info.sample_rate,
+        **asdict(options),
+        "window_seconds": window,
+        "hop_seconds": summary.hop_seconds,
+        "mode": mode,
+        "device": str(dev),
+        "min_last_window_seconds": window / 2,
+        "files_total": summary.n_files,
+        "files_embedded": summary.n_files - len(summary.failed),
+        "files_failed": len(summary.failed),
+        "files_damaged": summary.damaged,
+        "windows": summary.n_windows,
+        "audio_hours": summary.audio_seconds / 3600,
+        "wall_seconds": round(summary.wall_seconds, 3),
+        "outputs": dict(summary.outputs),
+    }
+    writers.write_manifest(manifest_path, manifest)
     return summary
+
+
+def kept_windows(starts_s: np.ndarray, ends_s: np.ndarray, window_s: float) -> np.ndarray:
+    """Which windows to keep: all but a last one holding less than half a window of audio
+    (scan's windows at its default hop, half a window, never do), unless it is the only one."""
+    keep = np.ones(len(starts_s), dtype=bool)
+    if len(starts_s) > 1 and ends_s[-1] - starts_s[-1] < window_s / 2 - 1e-9:
+        keep[-1] = False
+    return keep

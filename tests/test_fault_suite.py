@@ -299,8 +299,13 @@ def test_unicode_and_space_names_come_out_intact(trained: Path, tmp_path: Path) 
     full = {str((folder / n).resolve()) for n in names}
     assert set(pd.read_csv(out)["file"]) == full
     assert set(pd.read_parquet(out.with_suffix(".parquet"))["file"]) == full
-    raven = pd.read_csv(out.parent / "détections.selections.txt", sep="\t")
-    assert set(raven["Begin Path"]) == full
+    tables = out.parent / "détections.raven"
+    assert sorted(str(p.relative_to(tables)) for p in tables.rglob("*.txt")) == [
+        "dawn chorus ü.selections.txt",
+        '鳥 site 2/rec 1, take "2".selections.txt',
+    ]
+    for table in tables.rglob("*.txt"):
+        assert set(pd.read_csv(table, sep="\t")["Begin Path"]) <= full
     labels = out.parent / "détections.audacity"
     assert sorted(str(p.relative_to(labels)) for p in labels.rglob("*.txt")) == [
         "dawn chorus ü.txt",
@@ -560,8 +565,11 @@ def test_killed_scan_resumes_to_byte_identical_outputs(trained: Path, tmp_path: 
             "csv",
             "--format",
             "raven",
+            "--raven-combined",
             "--format",
             "audacity",
+            "--format",
+            "kaleidoscope",
             "--scores",
             str(folder / "scores.csv"),
         ]
@@ -589,7 +597,9 @@ def test_killed_scan_resumes_to_byte_identical_outputs(trained: Path, tmp_path: 
         }
 
     expected = outputs(reference)
-    assert len(expected) == 1 + 1 + 1 + 1 + 5  # csv, raven, failed, scores, audacity labels
+    # csv, failed, scores, kaleidoscope, combined Raven table and its list, and per recording
+    # a Raven table, an Audacity label track and a score track
+    assert len(expected) == 1 + 1 + 1 + 1 + 2 + 3 * 5
     assert outputs(killed) == expected
     first, resumed = (
         json.loads((f / "det.manifest.json").read_text(encoding="utf-8"))

@@ -336,7 +336,7 @@ def test_fault_while_writing_the_final_outputs(
 ) -> None:
     out = tmp_path / "out"
     scores = out / (target if "scores" in target else "det.scores.csv")
-    extra = ("--scores", scores, "--format", "raven")
+    extra = ("--scores", scores, "--raven-combined")
     # The temporary file of `target` is `.<target>.<host>-<pid>.<random>.tmp`.
     name_part = f".{target}." if "write" in calls or "open" in calls else target
     with monkeypatch.context() as patch:
@@ -377,7 +377,7 @@ def _fill(kind: str, target: Path) -> None:
         table = writers.DetectionsCsv(target, False, False, None, target.parent)
         table.add(_events(n))
     elif kind == "raven":
-        table = writers.RavenTable(target, 0.0, 4000.0)
+        table = writers.CombinedRavenTable(target, target.with_suffix(".list"), (0.0, 4000.0))
         table.add("/data/rec.wav", n / 2, _events(n))
     else:
         table = writers.ScoreMatrix(target)
@@ -551,10 +551,11 @@ def test_scan_outputs_get_the_umask_mode(
         recording,
         trained / "model.pt",
         out,
-        "--format",
-        "raven",
+        "--raven-combined",
         "--format",
         "audacity",
+        "--format",
+        "kaleidoscope",
         "--scores",
         out / "det.scores.parquet",
     )
@@ -563,6 +564,9 @@ def test_scan_outputs_get_the_umask_mode(
     assert {p.name for p in files} >= {
         "det.csv",
         "det.selections.txt",
+        "det.selections.files.txt",
+        "rec_20240501_053000.selections.txt",
+        "det.kaleidoscope.csv",
         "det.scores.parquet",
         "det.manifest.json",
         "det.failed.csv",

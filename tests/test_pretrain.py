@@ -201,8 +201,9 @@ def test_encoder_feeds_train_embed_and_is_refused_by_scan(
     code, output = run_cli("embed", pretrained / "encoder.pt", archive, "--out", out)
     assert code == 0, output
     table = pd.read_parquet(out)
-    assert list(table.columns[:4]) == ["file", "channel", "start_time", "end_time"]
-    assert table.shape[1] == 4 + 512 and len(table) == 3 * 16  # 0.5 s windows, no overlap
+    # The archive's names carry their start times: a datetime column, as scan writes.
+    assert list(table.columns[:5]) == ["file", "channel", "start_time", "end_time", "datetime"]
+    assert table.shape[1] == 5 + 512 and len(table) == 3 * 16  # 0.5 s windows, no overlap
     assert "1 file(s) could not be read" in output
     code, output = run_cli(
         "scan", archive, "--model", pretrained / "encoder.pt", "--out", tmp_path / "d.csv"

@@ -76,8 +76,14 @@ def test_scan_writes_csv_raven_audacity_and_manifest(
     # With --keep-background and threshold 0 every window is labelled: the whole file is covered.
     for _file, rows in table.groupby("file"):
         assert rows["start_time"].min() == 0.0
-    selections = tmp_path / "detections.selections.txt"
-    raven = pd.read_csv(selections, sep="\t")
+    # One Raven table per recording, at file times; their rows together are the detections.
+    tables = sorted((tmp_path / "detections.raven").rglob("*.selections.txt"))
+    assert [str(p.relative_to(tmp_path / "detections.raven")) for p in tables] == [
+        "20240501_053000.selections.txt",
+        "SMM01234_20240501_060000.selections.txt",
+        "site_b/20240502_000000.selections.txt",
+    ]
+    raven = pd.concat([pd.read_csv(p, sep="\t") for p in tables], ignore_index=True)
     assert list(raven.columns) == [
         "Selection",
         "View",
@@ -88,10 +94,16 @@ def test_scan_writes_csv_raven_audacity_and_manifest(
         "High Freq (Hz)",
         "Begin Path",
         "File Offset (s)",
+        "Annotation",
         "Label",
         "Score",
     ]
     assert len(raven) == len(table)
+    ordered = table.sort_values(["file", "start_time"], kind="mergesort")
+    raven = raven.sort_values(["Begin Path", "Begin Time (s)"], kind="mergesort")
+    assert list(raven["Begin Time (s)"]) == list(ordered["start_time"])
+    assert list(raven["Annotation"]) == list(ordered["label"]) == list(raven["Label"])
+    assert not (tmp_path / "detections.selections.txt").exists()  # only with --raven-combined
     audacity = sorted((tmp_path / "detections.audacity").rglob("*.txt"))
     assert len(audacity) == 3
     manifest = json.loads((tmp_path / "detections.manifest.json").read_text())

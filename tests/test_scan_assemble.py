@@ -49,7 +49,8 @@ def scanned(tmp_path: Path) -> tuple[ScanOptions, list[FileOutcome], ScanSummary
     """Two scanned files (one named with its start time, one in a sub-folder) and one failure."""
     options = ScanOptions(
         out=tmp_path / "out" / "det.csv",
-        formats=("csv", "raven", "audacity"),
+        formats=("csv", "raven", "audacity", "kaleidoscope"),
+        raven_combined=True,
         scores_path=tmp_path / "out" / "scores.csv",
     )
     parts = writers.output_paths(options.out)["parts"]
@@ -97,23 +98,50 @@ def test_outputs_are_assembled_from_stored_parts(scanned, tmp_path: Path) -> Non
         f"{a},1.5,2.2,frog,0.7,0.7,1,2024-05-01T05:30:01.500",
         f"{b},0.5,1.4,frog,0.7,0.7,1,",  # no start time in its name: no datetime
     ]
+    # One Raven table per recording, at file times (folders mirrored below the common one).
+    header = (
+        "Selection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\tLow Freq (Hz)\t"
+        "High Freq (Hz)\tBegin Path\tFile Offset (s)\tAnnotation\tLabel\tScore"
+    )
+    tables = out / "det.raven"
+    assert (tables / "rec_20240501_053000.selections.txt").read_text().splitlines() == [
+        header,
+        f"1\tSpectrogram 1\t1\t0.0\t1.5\t0.0\t4000.0\t{a}\t0.0\tbird\tbird\t0.8",
+        f"2\tSpectrogram 1\t1\t1.5\t2.2\t0.0\t4000.0\t{a}\t1.5\tfrog\tfrog\t0.7",
+    ]
+    assert (tables / "site" / "plain.selections.txt").read_text().splitlines() == [
+        header,
+        f"1\tSpectrogram 1\t1\t0.5\t1.4\t0.0\t4000.0\t{b}\t0.5\tfrog\tfrog\t0.7",
+    ]
     # Raven's multi-file timeline: the second file's selections start after the first file.
     assert (out / "det.selections.txt").read_text().splitlines() == [
-        "Selection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\tLow Freq (Hz)\t"
-        "High Freq (Hz)\tBegin Path\tFile Offset (s)\tLabel\tScore",
-        f"1\tSpectrogram 1\t1\t0.0\t1.5\t0.0\t4000.0\t{a}\t0.0\tbird\t0.8",
-        f"2\tSpectrogram 1\t1\t1.5\t2.2\t0.0\t4000.0\t{a}\t1.5\tfrog\t0.7",
-        f"3\tSpectrogram 1\t1\t2.7\t3.6\t0.0\t4000.0\t{b}\t0.5\tfrog\t0.7",
+        header,
+        f"1\tSpectrogram 1\t1\t0.0\t1.5\t0.0\t4000.0\t{a}\t0.0\tbird\tbird\t0.8",
+        f"2\tSpectrogram 1\t1\t1.5\t2.2\t0.0\t4000.0\t{a}\t1.5\tfrog\tfrog\t0.7",
+        f"3\tSpectrogram 1\t1\t2.7\t3.6\t0.0\t4000.0\t{b}\t0.5\tfrog\tfrog\t0.7",
     ]
+    assert (out / "det.selections.files.txt").read_text() == f"{a}\n{b}\n"
     labels = out / "det.audacity"
     assert sorted(p.relative_to(labels).as_posix() for p in labels.rglob("*.txt")) == [
         "rec_20240501_053000.txt",
         "site/plain.txt",
     ]
     assert (labels / "rec_20240501_053000.txt").read_text() == (
-        "0.0000\t1.5000\tbird (0.80)\n1.5000\t2.2000\tfrog (0.70)\n"
+        "0.0000\t1.5000\tbird\n1.5000\t2.2000\tfrog\n"
     )
-    assert (labels / "site" / "plain.txt").read_text() == "0.5000\t1.4000\tfrog (0.70)\n"
+    assert (labels / "site" / "plain.txt").read_text() == "0.5000\t1.4000\tfrog\n"
+    scores = out / "det.audacity-scores"
+    assert (scores / "rec_20240501_053000.txt").read_text() == (
+        "0.0000\t1.5000\t0.80\n1.5000\t2.2000\t0.70\n"
+    )
+    assert (scores / "site" / "plain.txt").read_text() == "0.5000\t1.4000\t0.70\n"
+    indir = (tmp_path / "audio").resolve()
+    assert (out / "det.kaleidoscope.csv").read_text().splitlines() == [
+        "INDIR,FOLDER,IN FILE,CHANNEL,OFFSET,DURATION,AUTO ID,SCORE,MANUAL ID",
+        f"{indir},,rec_20240501_053000.wav,0,0.0,1.5,bird,0.8,",
+        f"{indir},,rec_20240501_053000.wav,0,1.5,0.7,frog,0.7,",
+        f"{indir},site,plain.wav,0,0.5,0.9,frog,0.7,",
+    ]
     assert (out / "det.failed.csv").read_text() == (
         f"file,error\n{tmp_path / 'audio' / 'broken.wav'},broken.wav: cannot decode\n"
     )
@@ -127,7 +155,15 @@ def test_outputs_are_assembled_from_stored_parts(scanned, tmp_path: Path) -> Non
         f"{b},,0.5,1.4,0.2,0.1,0.7",
     ]
     assert summary.n_detections == 3
-    assert list(summary.outputs) == ["failed", "raven", "audacity", "scores", "csv"]
+    assert list(summary.outputs) == [
+        "failed",
+        "raven",
+        "raven_combined",
+        "audacity",
+        "kaleidoscope",
+        "scores",
+        "csv",
+    ]
     assert summary.outputs["csv"] == str(out / "det.csv")
 
 

@@ -271,7 +271,7 @@ def test_raven_table_uses_cumulative_begin_times(tmp_path: Path) -> None:
             "n_windows": [2],
         }
     )
-    raven = writers.RavenTable(tmp_path / "sel.txt", 0.0, 4000.0)
+    raven = writers.CombinedRavenTable(tmp_path / "sel.txt", tmp_path / "list.txt", (0.0, 4000.0))
     raven.add("/x/a.wav", 10.0, events)
     raven.add("/x/silent.wav", 5.0, events.iloc[:0])
     raven.add("/x/b.wav", 7.0, events.assign(file="b", channel=1))
@@ -282,6 +282,8 @@ def test_raven_table_uses_cumulative_begin_times(tmp_path: Path) -> None:
     assert list(table["File Offset (s)"]) == [1.0, 1.0]
     assert list(table["Channel"]) == [1, 2]
     assert list(table["Selection"]) == [1, 2]
+    # The list file names every scanned file, in the timeline's order (also the silent one).
+    assert (tmp_path / "list.txt").read_text() == "/x/a.wav\n/x/silent.wav\n/x/b.wav\n"
 
 
 def test_audacity_paths_never_collide(tmp_path: Path) -> None:

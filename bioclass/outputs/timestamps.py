@@ -12,7 +12,8 @@ time; bioclass does not guess the zone.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from collections.abc import Iterable
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 _COMPACT = re.compile(r"(?<!\d)(\d{4})(\d{2})(\d{2})[_T-](\d{2})(\d{2})(\d{2})(?!\d)")
@@ -34,3 +35,14 @@ def parse_timestamp(path: str | Path) -> datetime | None:
         if 2015 <= moment.year <= 2040:  # AudioMoth's era; other 8-hex names are not times
             return moment
     return None
+
+
+def start_datetimes(path: str | Path, starts_s: Iterable[float]) -> list[str]:
+    """ISO 8601 times (milliseconds) of moments `starts_s` seconds into the recording `path`,
+    or empty strings when its name carries no start time (the `datetime` column)."""
+    origin = parse_timestamp(path)
+    if origin is None:
+        return ["" for _ in starts_s]
+    return [
+        (origin + timedelta(seconds=float(s))).isoformat(timespec="milliseconds") for s in starts_s
+    ]

@@ -5,9 +5,10 @@ an interrupted scan never leaves a half-written table that looks complete. Forma
 
     CSV          file, start_time, end_time, label, score, mean_score, n_windows
                  [, channel][, datetime][, run metadata]
-    Raven        selection table (tab-separated); one table for many files uses cumulative
-                 begin times with `File Offset (s)` inside each file (Raven's multi-file mode)
-    Audacity     one label track per recording: start<TAB>end<TAB>label (score)
+    Raven        one selection table per recording (`raven`); on request one combined table
+                 in Raven's multi-file layout with its list file (`raven.CombinedRavenTable`)
+    Audacity     two label tracks per recording: the classes, and the scores (`audacity`)
+    Kaleidoscope the detections in Kaleidoscope's results-table columns (`kaleidoscope`)
     scores       dense window scores, Parquet or CSV: file, channel, start_time, end_time, classes
     failed       file, error
     manifest     JSON description of the run
@@ -17,11 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import sys
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,21 +28,27 @@ import pandas as pd
 
 from bioclass.core.atomic import StagedFile, atomic_write_text
 from bioclass.core.errors import BioclassError
-from bioclass.outputs.timestamps import parse_timestamp
+from bioclass.outputs.audacity import audacity_labels, audacity_scores
+from bioclass.outputs.naming import per_recording_paths
+from bioclass.outputs.raven import RAVEN_COLUMNS, CombinedRavenTable
+from bioclass.outputs.timestamps import start_datetimes
 
-RAVEN_COLUMNS = [
-    "Selection",
-    "View",
-    "Channel",
-    "Begin Time (s)",
-    "End Time (s)",
-    "Low Freq (Hz)",
-    "High Freq (Hz)",
-    "Begin Path",
-    "File Offset (s)",
-    "Label",
-    "Score",
+# Names other modules and tests reach through `writers`, the package's front door.
+__all__ = [
+    "RAVEN_COLUMNS",
+    "CombinedRavenTable",
+    "DetectionsCsv",
+    "ScoreMatrix",
+    "audacity_labels",
+    "audacity_paths",
+    "audacity_scores",
+    "check_scores_path",
+    "commit_all",
+    "output_paths",
+    "per_recording_paths",
+    "write_manifest",
 ]
+
 TIME_DECIMALS = 4
 SCORE_DECIMALS = 4
 
@@ -51,15 +56,21 @@ SCORE_DECIMALS = 4
 def output_paths(out: str | Path) -> dict[str, Path]:
     """Where each output goes: beside `--out`, named from its stem (`-` = stdout, stem 'scan').
 
-    Keys: csv, selections, audacity_dir, failed, manifest, parts, lock.
+    Keys: csv, raven_dir (one selection table per recording), selections and raven_list (the
+    combined Raven table and its list file), audacity_dir and audacity_scores_dir (label and
+    score tracks), kaleidoscope, failed, manifest, parts, lock.
     """
     to_stdout = str(out) == "-"
     base = Path("scan") if to_stdout else Path(out)
     stem = base.with_suffix("") if base.suffix else base
     return {
         "csv": base,
+        "raven_dir": stem.with_name(stem.name + ".raven"),
         "selections": stem.with_name(stem.name + ".selections.txt"),
+        "raven_list": stem.with_name(stem.name + ".selections.files.txt"),
         "audacity_dir": stem.with_name(stem.name + ".audacity"),
+        "audacity_scores_dir": stem.with_name(stem.name + ".audacity-scores"),
+        "kaleidoscope": stem.with_name(stem.name + ".kaleidoscope.csv"),
         "failed": stem.with_name(stem.name + ".failed.csv"),
         "manifest": stem.with_name(stem.name + ".manifest.json"),
         "parts": stem.with_name(stem.name + ".parts"),
@@ -124,15 +135,7 @@ class DetectionsCsv:
         if "channel" in self.columns:
             table["channel"] = pd.array(table["channel"], dtype="Int64")
         if self.with_datetime:
-            origin = parse_timestamp(table["file"].iloc[0])
-            table["datetime"] = (
-                [
-                    (origin + timedelta(seconds=float(s))).isoformat(timespec="milliseconds")
-                    for s in table["start_time"]
-                ]
-                if origin is not None
-                else ""
-            )
+            table["datetime"] = start_datetimes(table["file"].iloc[0], table["start_time"])
         for key, value in self.metadata.items():
             table[key] = value
         with self.staged.writing() as f:
@@ -153,84 +156,10 @@ class DetectionsCsv:
         self.staged.discard()
 
 
-class RavenTable:
-    """A Raven Pro selection table for all scanned files (cumulative times across files).
-
-    Args:
-        target: the `.selections.txt` path.
-        low_freq_hz, high_freq_hz: the band every selection spans (the model sees all of it).
-    """
-
-    def __init__(self, target: Path, low_freq_hz: float, high_freq_hz: float) -> None:
-        self.staged = StagedFile(target)
-        self.low, self.high = low_freq_hz, high_freq_hz
-        self.offset_s = 0.0  # begin time of the current file in Raven's concatenated timeline
-        self.selection = 0
-        with self.staged.writing() as f:
-            f.write("\t".join(RAVEN_COLUMNS) + "\n")
-
-    def add(self, file: str, duration_s: float, events: pd.DataFrame) -> None:
-        """Append one file's events; every scanned file advances the timeline, even without."""
-        with self.staged.writing() as f:
-            self._write_rows(f, file, events)
-        self.offset_s += duration_s
-
-    def _write_rows(self, f: Any, file: str, events: pd.DataFrame) -> None:
-        for row in events.itertuples(index=False):
-            self.selection += 1
-            channel = 1 if pd.isna(row.channel) else int(row.channel) + 1  # Raven counts from 1
-            fields = [
-                self.selection,
-                "Spectrogram 1",
-                channel,
-                round(self.offset_s + row.start_time, TIME_DECIMALS),
-                round(self.offset_s + row.end_time, TIME_DECIMALS),
-                round(self.low, 1),
-                round(self.high, 1),
-                file,
-                round(row.start_time, TIME_DECIMALS),
-                row.label,
-                round(row.score, SCORE_DECIMALS),
-            ]
-            f.write("\t".join(str(field) for field in fields) + "\n")
-
-    def commit(self) -> None:
-        self.staged.commit()
-
-    def discard(self) -> None:
-        self.staged.discard()
-
-
 def audacity_paths(folder: Path, files: list[Path]) -> dict[Path, Path]:
-    """One label file per recording: `folder/<relative folder>/<stem>.txt`.
-
-    Sub-folders mirror the recordings' folders below their common parent, so recordings with the
-    same name in different folders do not collide; same stem in one folder -> `<name>.txt`.
-    """
-    if not files:
-        return {}
-    resolved = [Path(f).resolve() for f in files]
-    common = Path(os.path.commonpath([str(p.parent) for p in resolved]))
-    stems: dict[Path, int] = {}
-    for p in resolved:
-        key = p.parent / p.stem
-        stems[key] = stems.get(key, 0) + 1
-    out = {}
-    for original, p in zip(files, resolved, strict=True):
-        name = p.stem if stems[p.parent / p.stem] == 1 else p.name
-        out[Path(original)] = folder / p.parent.relative_to(common) / f"{name}.txt"
-    return out
-
-
-def audacity_labels(events: pd.DataFrame) -> str:
-    """Audacity label-track text: start, end, `label (score)` per line, tab-separated."""
-    lines = []
-    for row in events.sort_values("start_time", kind="mergesort").itertuples(index=False):
-        text = f"{row.label} ({row.score:.2f})"
-        if not pd.isna(row.channel):
-            text += f" ch{int(row.channel)}"
-        lines.append(f"{row.start_time:.4f}\t{row.end_time:.4f}\t{text}")
-    return "".join(line + "\n" for line in lines)
+    """One label file per recording: `folder/<relative folder>/<stem>.txt` (see
+    `per_recording_paths`)."""
+    return per_recording_paths(folder, files, ".txt")
 
 
 class ScoreMatrix:
@@ -263,12 +192,14 @@ class ScoreMatrix:
             )
             self.header = True
 
-    def commit(self, classes: list[str]) -> None:
+    def commit(self, classes: list[str], text_columns: tuple[str, ...] = ()) -> None:
+        """Finish and rename into place; `text_columns` (after the time columns, before the
+        classes) shape the empty table written when nothing came."""
         with self.staged.writing():
-            self._finish(classes)
+            self._finish(classes, text_columns)
         self.staged.commit()
 
-    def _finish(self, classes: list[str]) -> None:
+    def _finish(self, classes: list[str], text_columns: tuple[str, ...]) -> None:
         """The file's last bytes: the Parquet footer, or a CSV header when nothing came."""
         if self.parquet:
             if self.writer is None:  # nothing scanned: still a valid, empty table
@@ -281,6 +212,7 @@ class ScoreMatrix:
                         "channel": pd.Series(dtype="Int64"),
                         "start_time": pd.Series(dtype=float),
                         "end_time": pd.Series(dtype=float),
+                        **{c: pd.Series(dtype=str) for c in text_columns},
                         **{c: pd.Series(dtype="float32") for c in classes},
                     }
                 )
@@ -291,7 +223,8 @@ class ScoreMatrix:
                 self.writer.close()
         elif not self.header:
             self.staged.handle.write(
-                ",".join(["file", "channel", "start_time", "end_time", *classes]) + "\n"
+                ",".join(["file", "channel", "start_time", "end_time", *text_columns, *classes])
+                + "\n"
             )
 
     def discard(self) -> None:
@@ -302,18 +235,21 @@ class ScoreMatrix:
         self.staged.discard()
 
 
-def check_scores_path(path: Path) -> None:
-    """Fail early (before scanning) on an unsupported score-matrix format."""
+def check_scores_path(path: Path, option: str = "--scores") -> None:
+    """Fail early (before scanning) on an unsupported matrix format, or Parquet without pyarrow
+    (`option` names the option in the message)."""
     suffix = path.suffix.lower()
     if suffix in (".parquet", ".pq"):
         try:
             import pyarrow  # noqa: F401
         except ImportError:
             raise BioclassError(
-                "--scores *.parquet needs pyarrow (pip install pyarrow), or give a .csv path"
+                f"{option} {path}: writing Parquet needs pyarrow, which is not installed; "
+                "give a .csv path instead (pandas, R and spreadsheets read it), "
+                "or pip install pyarrow"
             ) from None
     elif suffix != ".csv":
-        raise BioclassError(f"--scores {path}: use a .parquet or .csv file name")
+        raise BioclassError(f"{option} {path}: use a .parquet or .csv file name")
 
 
 def commit_all(sinks: list[tuple[Any, Callable[[], None]]]) -> None:

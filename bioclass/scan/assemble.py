@@ -19,7 +19,8 @@ import pandas as pd
 from bioclass.core.atomic import atomic_write_text, check_output_folder
 from bioclass.core.errors import BioclassError
 from bioclass.inference.score import FileScores
-from bioclass.outputs import writers
+from bioclass.outputs import raven, writers
+from bioclass.outputs.kaleidoscope import KaleidoscopeCsv
 from bioclass.outputs.timestamps import parse_timestamp
 from bioclass.scan import events as ev
 from bioclass.scan.journal import load_part
@@ -74,13 +75,41 @@ class DetectionsOutput:
 
 
 class RavenOutput:
-    """One Raven selection table for all files; selections span the model's whole band."""
+    """One Raven selection table per scanned recording, each written whole as its file is done
+    (like the Audacity labels); selections span the model's whole band."""
 
     name = "raven"
 
-    def __init__(self, target: Path, sample_rate: int) -> None:
-        self.location = str(target)
-        self.table = writers.RavenTable(target, 0.0, sample_rate / 2)
+    def __init__(self, folder: Path, scanned: list[FileOutcome], sample_rate: int) -> None:
+        self.location = str(folder)
+        self.band_hz = (0.0, sample_rate / 2)
+        self.targets = writers.per_recording_paths(
+            folder, [o.path for o in scanned], ".selections.txt"
+        )
+
+    def add(self, outcome: FileOutcome, scores: FileScores, events: pd.DataFrame) -> None:
+        if outcome.path in self.targets:
+            text = raven.recording_table(str(outcome.path), events, self.band_hz)
+            atomic_write_text(self.targets[outcome.path], text)
+
+    def commit(self) -> None:
+        pass
+
+    def discard(self) -> None:
+        pass
+
+
+class RavenCombinedOutput:
+    """One Raven table for all files in Raven's multi-file layout, and its list file
+    (--raven-combined)."""
+
+    name = "raven_combined"
+
+    def __init__(self, paths: dict[str, Path], sample_rate: int) -> None:
+        self.location = str(paths["selections"])
+        self.table = writers.CombinedRavenTable(
+            paths["selections"], paths["raven_list"], (0.0, sample_rate / 2)
+        )
 
     def add(self, outcome: FileOutcome, scores: FileScores, events: pd.DataFrame) -> None:
         self.table.add(str(outcome.path), outcome.duration_s, events)
@@ -93,7 +122,8 @@ class RavenOutput:
 
 
 class AudacityOutput:
-    """One Audacity label file per scanned recording, each written whole as its file is done.
+    """Two Audacity label tracks per scanned recording, the classes and the scores, each
+    written whole as its file is done.
 
     The label files are independent (one per recording), so they are not staged: a complete
     file for each finished recording is what a resumed scan would write again.
@@ -101,19 +131,41 @@ class AudacityOutput:
 
     name = "audacity"
 
-    def __init__(self, folder: Path, scanned: list[FileOutcome]) -> None:
-        self.location = str(folder)
-        self.targets = writers.audacity_paths(folder, [o.path for o in scanned])
+    def __init__(self, paths: dict[str, Path], scanned: list[FileOutcome]) -> None:
+        self.location = str(paths["audacity_dir"])
+        files = [o.path for o in scanned]
+        self.labels = writers.audacity_paths(paths["audacity_dir"], files)
+        self.scores = writers.audacity_paths(paths["audacity_scores_dir"], files)
 
     def add(self, outcome: FileOutcome, scores: FileScores, events: pd.DataFrame) -> None:
-        if outcome.path in self.targets:
-            atomic_write_text(self.targets[outcome.path], writers.audacity_labels(events))
+        if outcome.path in self.labels:
+            atomic_write_text(self.labels[outcome.path], writers.audacity_labels(events))
+            atomic_write_text(self.scores[outcome.path], writers.audacity_scores(events))
 
     def commit(self) -> None:
         pass
 
     def discard(self) -> None:
         pass
+
+
+class KaleidoscopeOutput:
+    """The detections in the columns of Kaleidoscope's results table."""
+
+    name = "kaleidoscope"
+
+    def __init__(self, target: Path, scanned: list[FileOutcome]) -> None:
+        self.location = str(target)
+        self.table = KaleidoscopeCsv(target, [o.path for o in scanned])
+
+    def add(self, outcome: FileOutcome, scores: FileScores, events: pd.DataFrame) -> None:
+        self.table.add(outcome.path, events)
+
+    def commit(self) -> None:
+        self.table.commit()
+
+    def discard(self) -> None:
+        self.table.discard()
 
 
 class ScoresOutput:
@@ -148,15 +200,25 @@ def check_output_folders(options: ScanOptions) -> None:
     if options.scores_path is not None:
         writers.check_scores_path(options.scores_path)
     paths = writers.output_paths(options.out)
-    # The detections table, Raven table, failed table and manifest share --out's folder.
+    # The detections table, Raven and Kaleidoscope tables, failed table and manifest share
+    # --out's folder.
     check_output_folder(paths["csv"].parent)
     # Subfolders are checked only when they already exist (a resumed scan): a new one is made
     # by the first write in the folder just checked, and a scan refused by another's lock must
     # leave nothing behind.
     if paths["parts"].is_dir():
         check_output_folder(paths["parts"], "the scan's parts folder")
-    if "audacity" in options.formats and paths["audacity_dir"].is_dir():
-        check_output_folder(paths["audacity_dir"], "the Audacity labels folder", recursive=True)
+    folders = {
+        "raven": [("raven_dir", "the Raven tables folder")],
+        "audacity": [
+            ("audacity_dir", "the Audacity labels folder"),
+            ("audacity_scores_dir", "the Audacity scores folder"),
+        ],
+    }
+    for fmt in options.formats:
+        for key, what in folders.get(fmt, []):
+            if paths[key].is_dir():
+                check_output_folder(paths[key], what, recursive=True)
     if options.scores_path is not None:
         check_output_folder(options.scores_path.parent)
 
@@ -172,9 +234,13 @@ def open_outputs(
     paths = writers.output_paths(options.out)
     openers: list[Callable[[], Output]] = []
     if "raven" in options.formats:
-        openers.append(lambda: RavenOutput(paths["selections"], sample_rate))
+        openers.append(lambda: RavenOutput(paths["raven_dir"], scanned, sample_rate))
+    if options.raven_combined:
+        openers.append(lambda: RavenCombinedOutput(paths, sample_rate))
     if "audacity" in options.formats:
-        openers.append(lambda: AudacityOutput(paths["audacity_dir"], scanned))
+        openers.append(lambda: AudacityOutput(paths, scanned))
+    if "kaleidoscope" in options.formats:
+        openers.append(lambda: KaleidoscopeOutput(paths["kaleidoscope"], scanned))
     if options.scores_path is not None:
         openers.append(lambda: ScoresOutput(options.scores_path, detector.classes))
     if "csv" in options.formats:

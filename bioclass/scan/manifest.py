@@ -5,9 +5,7 @@ Other tools read its keys; new keys may be added, existing ones keep their names
 
 from __future__ import annotations
 
-import platform
 from dataclasses import asdict
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ from bioclass import __version__
 from bioclass.inference.models import LoadedModels
 from bioclass.inference.stream import WindowPlan
 from bioclass.outputs import writers
+from bioclass.outputs.provenance import provenance
 from bioclass.scan.options import ScanOptions
 from bioclass.scan.summary import ScanSummary
 
@@ -42,14 +41,7 @@ def build_manifest(
     info = loaded.info
     classes = list(info.classes)
     return {
-        "bioclass_version": __version__,
-        "torch_version": torch.__version__,
-        "python": platform.python_version(),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "models": [
-            {"path": str(p.resolve()), "sha256": h}
-            for p, h in zip(loaded.paths, loaded.hashes, strict=True)
-        ],
+        **provenance(list(loaded.paths), list(loaded.hashes)),
         "classes": classes,
         "score_activation": info.activation.value,
         "calibrated": loaded.calibrated(options.calibration),

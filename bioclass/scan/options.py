@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from bioclass.inference.stream import WindowPlan
 
 # Detection formats a scan writes (--format); the score matrix has its own option (--scores).
-FORMATS = ("csv", "raven", "audacity")
+FORMATS = ("csv", "raven", "audacity", "kaleidoscope")
 DEFAULT_FORMATS = ("csv",)
 
 
@@ -43,6 +43,9 @@ class ScanOptions:
     threshold: float | None = None  # None: fitted per-class thresholds (else 0.5)
     thresholds_csv: Path | None = None
     formats: tuple[str, ...] = DEFAULT_FORMATS
+    # Also one Raven table for all files (Raven's multi-file layout) and its list file; implies
+    # the raven format (the per-recording tables).
+    raven_combined: bool = False
     scores_path: Path | None = None
     max_failures: int | None = None
     metadata: bool = False
@@ -57,6 +60,8 @@ class ScanOptions:
         unknown = set(self.formats) - set(FORMATS)
         if unknown:
             raise BioclassError(f"unknown output format(s): {', '.join(sorted(unknown))}")
+        if self.raven_combined and "raven" not in self.formats:
+            object.__setattr__(self, "formats", (*self.formats, "raven"))
 
     def hop_for(self, window_seconds: float) -> float:
         """Seconds between window starts for windows of `window_seconds`."""

@@ -1,0 +1,38 @@
+"""Audacity label tracks: the class alone as each label's text, the score in a second track.
+
+Audacity's label files are `start<TAB>end<TAB>text` lines (File > Import > Labels); a line that
+starts with `\\` would be read as the previous label's frequency range, so nothing else fits in
+the file. The text is exactly the class name, so that every reader (Audacity, crowsetta,
+OpenSoundscape) sees one label per class; the score goes to a second label track with the same
+times, whose text is the score (and, for scans of separate channels, the channel).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from bioclass.outputs.tsv import tsv_field
+
+
+def _sorted(events: pd.DataFrame) -> pd.DataFrame:
+    return events.sort_values("start_time", kind="mergesort")
+
+
+def audacity_labels(events: pd.DataFrame) -> str:
+    """The label track: `start<TAB>end<TAB>class` per event (empty when there are none)."""
+    return "".join(
+        f"{row.start_time:.4f}\t{row.end_time:.4f}\t{tsv_field(row.label, 'label')}\n"
+        for row in _sorted(events).itertuples(index=False)
+    )
+
+
+def audacity_scores(events: pd.DataFrame) -> str:
+    """The score track, line for line beside the label track: `start<TAB>end<TAB>0.93`, with
+    ` ch1` appended for a scan of separate channels (channels counted from 0, as in the CSV)."""
+    lines = []
+    for row in _sorted(events).itertuples(index=False):
+        text = f"{row.score:.2f}"
+        if not pd.isna(row.channel):
+            text += f" ch{int(row.channel)}"
+        lines.append(f"{row.start_time:.4f}\t{row.end_time:.4f}\t{text}\n")
+    return "".join(lines)

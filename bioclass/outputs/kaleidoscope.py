@@ -1,0 +1,85 @@
+"""Detections as a CSV that Wildlife Acoustics' Kaleidoscope reads as its own results table.
+
+What this is based on: BirdNET-Analyzer's `--rtype kaleidoscope` table (its source, read
+for this: INDIR, FOLDER, IN FILE, OFFSET, DURATION, then its own columns), and the names of the
+columns of Kaleidoscope Pro's own results table `id.csv` (INDIR, OUTDIR, FOLDER, IN FILE,
+CHANNEL, OFFSET, DURATION, ..., AUTO ID, ..., MANUAL ID), which are not checked against the
+program itself here (no copy was at hand). Here:
+INDIR (the deepest folder holding every recording), FOLDER (the sub-folder below it, empty for
+INDIR itself), IN FILE (the recording's name), CHANNEL (0 = left or mono mix, 1 = right, ...),
+OFFSET and DURATION (seconds into the recording), AUTO ID (the class), SCORE, and MANUAL ID
+(left empty, for the reviewer's verdict).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from bioclass.core.atomic import StagedFile
+
+KALEIDOSCOPE_COLUMNS = [
+    "INDIR",
+    "FOLDER",
+    "IN FILE",
+    "CHANNEL",
+    "OFFSET",
+    "DURATION",
+    "AUTO ID",
+    "SCORE",
+    "MANUAL ID",
+]
+DECIMALS = 4
+
+
+def input_folder(files: list[Path]) -> Path:
+    """Kaleidoscope's INDIR: the deepest folder holding every recording."""
+    if not files:
+        return Path()
+    return Path(os.path.commonpath([str(Path(f).resolve().parent) for f in files]))
+
+
+class KaleidoscopeCsv:
+    """The Kaleidoscope table, appended recording by recording, renamed into place at the end.
+
+    Args:
+        target: the `.kaleidoscope.csv` path.
+        files: every recording that will be added (INDIR is their common folder).
+    """
+
+    def __init__(self, target: Path, files: list[Path]) -> None:
+        self.staged = StagedFile(target)
+        self.indir = input_folder(files)
+        with self.staged.writing() as f:
+            csv.writer(f, lineterminator="\n").writerow(KALEIDOSCOPE_COLUMNS)
+
+    def add(self, file: Path, events: pd.DataFrame) -> None:
+        path = Path(file).resolve()
+        folder = path.parent.relative_to(self.indir).as_posix()
+        rows = []
+        for row in events.itertuples(index=False):
+            rows.append(
+                [
+                    str(self.indir),
+                    "" if folder == "." else folder,
+                    path.name,
+                    0 if pd.isna(row.channel) else int(row.channel),
+                    round(float(row.start_time), DECIMALS),
+                    round(float(row.end_time - row.start_time), DECIMALS),
+                    row.label,
+                    round(float(row.score), DECIMALS),
+                    "",
+                ]
+            )
+        if rows:
+            with self.staged.writing() as f:
+                csv.writer(f, lineterminator="\n").writerows(rows)
+
+    def commit(self) -> None:
+        self.staged.commit()
+
+    def discard(self) -> None:
+        self.staged.discard()
