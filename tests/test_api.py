@@ -266,3 +266,16 @@ def test_embed_returns_the_table_without_keeping_files(
     assert len(table) == result.summary.n_windows > 0
     assert list(table.columns[:6]) == ["file", "channel", "start_time", "end_time", "e000", "e001"]
     assert result.summary.outputs == {}
+
+
+def test_predict_warns_and_shows_progress_only_when_asked(
+    model: bioclass.Model, recordings: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # A hop finer than the trunk's feature step makes a scan fall back to exact mode, with a
+    # warning through the bioclass logger: muted by default, shown with progress=True.
+    quiet = model.predict(recordings / "b.flac", hop=0.01)
+    assert capfd.readouterr() == ("", "")
+    loud = model.predict(recordings / "b.flac", hop=0.01, progress=True)
+    err = capfd.readouterr().err
+    assert "would blur windows" in err and "scoring" in err
+    np.testing.assert_array_equal(quiet.to_numpy(), loud.to_numpy())
