@@ -26,6 +26,7 @@ from bioclass.audio import AudioError
 from bioclass.audio.finite import all_nonfinite_message, nonfinite_note
 from bioclass.core.activation import Activation, ScoreMap
 from bioclass.core.errors import BioclassError
+from bioclass.inference.arrays import InMemoryRecording
 from bioclass.inference.models import CHANNELS_LAST_DEVICES
 from bioclass.inference.stream import RecordingReader, WindowPlan, prefetch
 from bioclass.models import Classifier
@@ -299,7 +300,7 @@ class ScanCancelled(Exception):
 
 
 def score_file(
-    path: Path,
+    path: Path | InMemoryRecording,
     models: list[Classifier],
     output: WindowOutput | Activation | str,
     plan: WindowPlan,
@@ -313,7 +314,7 @@ def score_file(
     """Window scores of every stream of one recording (an ensemble's scores are averaged).
 
     Args:
-        path: any file libsndfile decodes.
+        path: any file libsndfile decodes, or a waveform in memory.
         models: classifiers in eval mode on `device`, all trained on `plan.sample_rate`
             (prepared with `prepare_for_inference` for speed).
         output: what each window yields: `WindowOutput.class_scores(score_maps)`, or

@@ -22,7 +22,9 @@ import soxr
 from bioclass.audio import AudioError, audio_info
 from bioclass.audio.finite import replace_nonfinite
 from bioclass.audio.header import promised_frames
+from bioclass.audio.io import AudioInfo
 from bioclass.core.errors import BioclassError
+from bioclass.inference.arrays import InMemoryRecording
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +114,13 @@ class RecordingReader:
     `n_nonfinite` (of `n_source_samples` decoded from the channels in use).
     """
 
-    def __init__(self, path: Path, sample_rate: int, channels: str | int) -> None:
-        info = audio_info(path)
+    def __init__(
+        self, path: Path | InMemoryRecording, sample_rate: int, channels: str | int
+    ) -> None:
+        if isinstance(path, InMemoryRecording):
+            info = AudioInfo(path.samplerate, path.frames, path.channels, "FLOAT")
+        else:
+            info = audio_info(path)
         self.path = path
         self.source_rate = info.sample_rate
         self.sample_rate = sample_rate
@@ -121,12 +128,10 @@ class RecordingReader:
         self.expected_samples = int(round(info.n_frames * sample_rate / info.sample_rate))
         # libsndfile shortens a truncated WAV/AIFF to what is there; its header still says
         # how long the recording was meant to be.
-        self.promised_frames = max(info.n_frames, promised_frames(path) or 0)
+        promised = None if isinstance(path, InMemoryRecording) else promised_frames(path)
+        self.promised_frames = max(info.n_frames, promised or 0)
         self.expected_seconds = self.promised_frames / info.sample_rate
-        try:
-            self._file = sf.SoundFile(str(path))
-        except (sf.LibsndfileError, RuntimeError) as exc:
-            raise AudioError(f"{path}: cannot decode audio ({exc})") from None
+        self._file = path if isinstance(path, InMemoryRecording) else _open(path)
         self._resampler = (
             None
             if self.source_rate == sample_rate
@@ -233,6 +238,13 @@ class RecordingReader:
     def length(self) -> int | None:
         """The recording's length in target-rate samples, once known."""
         return self.n_samples
+
+
+def _open(path: Path) -> sf.SoundFile:
+    try:
+        return sf.SoundFile(str(path))
+    except (sf.LibsndfileError, RuntimeError) as exc:
+        raise AudioError(f"{path}: cannot decode audio ({exc})") from None
 
 
 def prefetch(items: Iterator, depth: int = 2) -> Iterator:
