@@ -749,6 +749,7 @@ def scan(
     """Tag long recordings (files, folders, globs) with species labels."""
     from bioclass.audio.discover import collect_inputs
     from bioclass.core.console import DeferredProgress
+    from bioclass.evaluation.truth import read_truth
     from bioclass.scan.assemble import check_output_folders
     from bioclass.scan.classfilter import class_list
     from bioclass.scan.options import DEFAULT_FORMATS, ScanOptions
@@ -767,6 +768,8 @@ def scan(
         }
     )
     check_output_folders(options)  # before the inputs are listed and the progress bar starts
+    if truth is not None:
+        read_truth(truth)  # a wrong table is found now, not after the scan
     files = collect_inputs(inputs, list_file)
     # Where stderr is a log file the bar is not drawn: a plain line now and then instead.
     log_line = None if console.is_terminal or console.quiet else ProgressLog(len(files))

@@ -139,6 +139,7 @@ def test_embed_takes_model_as_scan_does_and_the_old_order_with_a_note(
         ("class", "the model has no class 'owl'; its classes are background, harmonic, pulses"),
         ("exclude", "the model has no class 'frog'"),
         ("none-left", "leave no class to write"),
+        ("truth", "truth table not found"),
     ],
 )
 def test_scan_refuses_before_the_progress_bar(
@@ -154,6 +155,7 @@ def test_scan_refuses_before_the_progress_bar(
         "class": ["--model", model, "--classes", "harmonic,owl"],
         "exclude": ["--model", model, "--exclude-classes", "frog"],
         "none-left": ["--model", model, "--classes", "pulses", "--exclude-classes", "pulses"],
+        "truth": ["--model", model, "--truth", tmp_path / "truth.csv"],
     }[case]
     out = tmp_path / "d.csv"
     code, output = run_cli("scan", recordings, *extra, "--out", out)
