@@ -31,7 +31,7 @@ def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            with library_noise_filtered(enabled=not _verbosity().verbose):
+            with library_noise_filtered(enabled=not _VERBOSITY.verbose):
                 return func(*args, **kwargs)
         except BioclassError as exc:
             # Escaped: a path or an extra's name in brackets ("bioclass[export]") is text.
@@ -104,10 +104,6 @@ class Verbosity:
 
 
 _VERBOSITY = Verbosity()
-
-
-def _verbosity() -> Verbosity:
-    return _VERBOSITY
 
 
 def _set_verbosity(ctx: click.Context, param: click.Parameter, value: bool) -> None:
