@@ -6,6 +6,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,9 @@ import click
 from rich.markup import escape
 
 from bioclass import __version__
-from bioclass.core.console import console, setup_logging
+from bioclass.core.console import alerts, console, setup_logging
 from bioclass.core.errors import BioclassError
+from bioclass.core.stderr_filter import library_noise_filtered
 from bioclass.recipe.vocab import POOLINGS
 from bioclass.runtime.interrupt import StoppedAtOnce
 from bioclass.scan.options import FORMATS
@@ -29,12 +31,11 @@ def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            with library_noise_filtered(enabled=not _VERBOSITY.verbose):
+                return func(*args, **kwargs)
         except BioclassError as exc:
             # Escaped: a path or an extra's name in brackets ("bioclass[export]") is text.
-            console.print(
-                f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
-            )
+            alerts.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             sys.exit(1)
         except KeyboardInterrupt as exc:
             # train and pretrain say what they kept and how to resume; a scan (and the rest)
@@ -44,7 +45,7 @@ def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
                 if isinstance(exc, StoppedAtOnce)
                 else "finished files are kept: re-run the same command to continue"
             )
-            console.print(
+            alerts.print(
                 f"[bold red]interrupted[/] ({escape(advice)})", highlight=False, soft_wrap=True
             )
             sys.exit(130)
@@ -52,15 +53,113 @@ def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# Workflow order: what a new user does first comes first in `bioclass --help`.
+WORKFLOW = ("train", "evaluate", "scan", "review", "embed", "pretrain", "export", "models")
+
+
+class WorkflowGroup(click.Group):
+    """Lists the commands in workflow order, not alphabetically."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # Each invocation starts from the defaults (one process can run several, e.g. tests);
+        # -v/-q callbacks then apply what this one says.
+        _VERBOSITY.verbose = _VERBOSITY.quiet = False
+        setup_logging()
+        return super().parse_args(ctx, args)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = super().list_commands(ctx)
+        return [n for n in WORKFLOW if n in names] + [n for n in names if n not in WORKFLOW]
+
+
+class GroupedCommand(click.Command):
+    """A command whose options are listed under headings (`option_groups`: heading -> option
+    names); options no group names are listed last under "Other options"."""
+
+    def __init__(self, *args: Any, option_groups: dict[str, list[str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.option_groups = option_groups
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        records = {
+            p.name: p.get_help_record(ctx)
+            for p in self.get_params(ctx)
+            if isinstance(p, click.Option) and p.name is not None
+        }
+        listed: set[str] = set()
+        for heading, names in [*self.option_groups.items(), ("Other options", list(records))]:
+            rows = [records[n] for n in names if n not in listed and records.get(n)]
+            listed.update(names)
+            if rows:
+                with formatter.section(heading):
+                    formatter.write_dl(rows)  # type: ignore[arg-type]
+
+
+@dataclass
+class Verbosity:
+    """-v / -q as given before or after the command name (the last one given wins)."""
+
+    verbose: bool = False
+    quiet: bool = False
+
+
+_VERBOSITY = Verbosity()
+
+
+def _set_verbosity(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if not value:
+        return
+    if param.name == "verbose":
+        _VERBOSITY.verbose, _VERBOSITY.quiet = True, False
+    else:
+        _VERBOSITY.verbose, _VERBOSITY.quiet = False, True
+    setup_logging(_VERBOSITY.verbose, _VERBOSITY.quiet)
+
+
+def verbosity_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """-v/--verbose and -q/--quiet, accepted by the group and by every command."""
+    quiet = click.option(
+        "-q",
+        "--quiet",
+        is_flag=True,
+        expose_value=False,
+        callback=_set_verbosity,
+        help="No progress bars or tables; warnings and errors still print.",
+    )
+    verbose = click.option(
+        "-v",
+        "--verbose",
+        is_flag=True,
+        expose_value=False,
+        callback=_set_verbosity,
+        help="More log output (and the audio libraries' own messages).",
+    )
+    return verbose(quiet(func))
+
+
+def examples(*lines: str) -> str:
+    """A command's epilog: its examples, kept on their own lines by click (the \\b marker)."""
+    return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in lines)
+
+
+@click.group(cls=WorkflowGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="bioclass")
-@click.option("-v", "--verbose", is_flag=True, help="More log output.")
-def main(verbose: bool) -> None:
-    """bioclass: train species classifiers and scan field recordings."""
-    setup_logging(verbose)
+@verbosity_options
+def main() -> None:
+    """bioclass: train species classifiers and scan field recordings.
+
+    A usual workflow: train a model, evaluate it, scan recordings, review the detections.
+    Every command takes -v/--verbose and -q/--quiet, before or after its name.
+    """
 
 
-@main.command()
+@main.command(
+    short_help="Train a classifier from a recipe (YAML).",
+    epilog=examples(
+        "bioclass train recipes/quickstart.yaml --out runs/quickstart",
+        "bioclass train recipes/quickstart.yaml --set train.lr=5e-4 --set model.name=resnet22",
+    ),
+)
 @click.argument("recipe", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--set",
@@ -80,6 +179,7 @@ def main(verbose: bool) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Continue the interrupted run in this directory.",
 )
+@verbosity_options
 @_friendly
 def train(
     recipe: Path | None,
@@ -126,7 +226,13 @@ ANNOTATION_FLAGS = {
 # Two forms: MODEL DATA scores labelled clips; SOURCE --annotations TABLE scores a model, a
 # detections CSV or a score matrix against annotation tables. --annotations decides which, and
 # the options of the other form are refused rather than silently ignored.
-@main.command()
+@main.command(
+    short_help="Score a model on labelled clips or against annotation tables.",
+    epilog=examples(
+        "bioclass evaluate runs/quickstart/model.pt sample_data/labels.csv --out eval.json",
+        "bioclass evaluate runs/quickstart/model.pt --annotations tables/ --out eval/report.json",
+    ),
+)
 @click.argument("source", metavar="MODEL_OR_DETECTIONS", type=click.Path(path_type=Path))
 @click.argument("data", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--split", help="Only the rows of this split of a CSV (train, devel, test).")
@@ -225,6 +331,7 @@ ANNOTATION_FLAGS = {
 @click.option(
     "--mode", type=click.Choice(["fast", "exact"]), help="Scan mode when SOURCE is a model."
 )
+@verbosity_options
 @_friendly
 def evaluate(
     source: Path,
@@ -410,7 +517,12 @@ def _evaluate_annotations(
     console.print(f"wrote {out} and {len(written) - 1} table(s) and plot(s) beside it")
 
 
-@main.command()
+@main.command(
+    short_help="List the model registry with parameter counts.",
+    epilog=examples(
+        "bioclass models --classes 10 --sample-rate 32000",
+    ),
+)
 @click.option(
     "--classes",
     default=5,
@@ -419,6 +531,7 @@ def _evaluate_annotations(
     help="Number of output classes the counts assume.",
 )
 @click.option("--sample-rate", default=16000, show_default=True, type=click.IntRange(min=1000))
+@verbosity_options
 @_friendly
 def models(classes: int, sample_rate: int) -> None:
     """List the model registry with parameter counts."""
@@ -444,9 +557,37 @@ def _channels(value: str) -> str | int:
     raise click.BadParameter("use mix, each or a channel number (0 = first)")
 
 
+# `bioclass scan --help` lists its many options under these headings, by parameter name.
+SCAN_OPTION_GROUPS = {
+    "Inputs": ["models", "list_file", "channels", "max_failures"],
+    "Windows": ["hop_seconds", "overlap", "calibration"],
+    "Decisions": [
+        "threshold",
+        "thresholds_csv",
+        "keep_background",
+        "classes_filter",
+        "exclude_classes",
+        "top_n",
+        "merge",
+        "min_gap_s",
+        "min_duration_s",
+    ],
+    "Outputs": ["out", "formats", "scores_path", "metadata", "truth"],
+    "Performance": ["batch_size", "workers", "device", "mode", "precision"],
+}
+
+
 # The scan options' parameter names are ScanOptions' field names: the command passes them on as
 # they come, after the few conversions Click does not do.
-@main.command()
+@main.command(
+    cls=GroupedCommand,
+    option_groups=SCAN_OPTION_GROUPS,
+    short_help="Tag long recordings with species labels (detection tables).",
+    epilog=examples(
+        "bioclass scan recordings/ --model runs/quickstart/model.pt --out site.csv --format raven",
+        "bioclass scan 'site*/2024*.wav' --model model.pt --classes @species.txt --top-n 3",
+    ),
+)
 @click.argument("inputs", nargs=-1, type=str)
 @click.option(
     "--model",
@@ -524,6 +665,23 @@ def _channels(value: str) -> str | int:
 )
 @click.option("--keep-background", is_flag=True, help="Also report background windows.")
 @click.option(
+    "--classes",
+    "classes_filter",
+    metavar="A,B|@FILE",
+    help="Write only these classes (comma-separated, or @FILE with one per line).",
+)
+@click.option(
+    "--exclude-classes",
+    metavar="A,B|@FILE",
+    help="Do not write these classes (comma-separated, or @FILE with one per line).",
+)
+@click.option(
+    "--top-n",
+    type=click.IntRange(min=1),
+    help="Up to N labels per window: its N best-scoring classes that reach their thresholds "
+    "(default: its top class only).",
+)
+@click.option(
     "--no-merge",
     "merge",
     is_flag=True,
@@ -582,6 +740,7 @@ def _channels(value: str) -> str | int:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Truth table (start_time,end_time,label[,file]): print event precision/recall.",
 )
+@verbosity_options
 @_friendly
 def scan(
     inputs: tuple[str, ...],
@@ -592,8 +751,10 @@ def scan(
 ) -> None:
     """Tag long recordings (files, folders, globs) with species labels."""
     from bioclass.audio.discover import collect_inputs
-    from bioclass.core.console import progress_bar
+    from bioclass.core.console import DeferredProgress
+    from bioclass.evaluation.truth import read_truth
     from bioclass.scan.assemble import check_output_folders
+    from bioclass.scan.classfilter import class_list
     from bioclass.scan.options import DEFAULT_FORMATS, ScanOptions
     from bioclass.scan.progress import ProgressLog
     from bioclass.scan.report import print_scan_report
@@ -605,24 +766,30 @@ def scan(
             "channels": _channels(params["channels"]),
             "formats": tuple(params["formats"]) or DEFAULT_FORMATS,
             "collect_events": truth is not None,
+            "classes_filter": class_list(params["classes_filter"], "--classes"),
+            "exclude_classes": class_list(params["exclude_classes"], "--exclude-classes") or (),
         }
     )
     check_output_folders(options)  # before the inputs are listed and the progress bar starts
+    if truth is not None:
+        read_truth(truth)  # a wrong table is found now, not after the scan
     files = collect_inputs(inputs, list_file)
     # Where stderr is a log file the bar is not drawn: a plain line now and then instead.
-    log_line = None if console.is_terminal else ProgressLog(len(files))
-    with progress_bar() as progress:
-        task = progress.add_task("scanning", total=len(files), info="")
+    log_line = None if console.is_terminal or console.quiet else ProgressLog(len(files))
+    # The bar appears once the models, hop and class filters have been checked (on_start).
+    with DeferredProgress("scanning", len(files)) as progress:
 
         def on_file(path: Path, seconds: float) -> None:
-            progress.update(task, advance=1, info=path.name)
+            progress.update(advance=1, info=path.name)
             if log_line is not None:
                 log_line(path, seconds)
 
         try:
-            summary = run_scan(files, list(models), options, on_file=on_file)
+            summary = run_scan(
+                files, list(models), options, on_file=on_file, on_start=progress.start
+            )
         except BioclassError:
-            progress.update(task, visible=False)  # e.g. a refusal: its one line says it all
+            progress.hide()  # e.g. a refusal: its one line says it all
             raise
     print_scan_report(summary, options, truth)
     if summary.stopped_early:
@@ -637,7 +804,12 @@ def scan(
         )
 
 
-@main.command()
+@main.command(
+    short_help="Learn an encoder from unlabelled recordings (contrastive).",
+    epilog=examples(
+        "bioclass pretrain archive/ --recipe recipes/pretrain_simclr.yaml --out runs/encoder",
+    ),
+)
 @click.argument("archives", nargs=-1, type=str)
 @click.option(
     "--recipe",
@@ -662,6 +834,7 @@ def scan(
     type=click.Path(file_okay=False, path_type=Path),
     help="Continue the interrupted pretraining in this directory.",
 )
+@verbosity_options
 @_friendly
 def pretrain(
     archives: tuple[str, ...],
@@ -693,9 +866,18 @@ def pretrain(
 
 
 # As for scan: the parameter names are EmbedOptions' field names.
-@main.command()
-@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@main.command(
+    short_help="Per-window embeddings of recordings from a model or encoder.",
+    epilog=examples(
+        "bioclass embed recordings/ --model runs/encoder/encoder.pt --out embeddings.parquet",
+    ),
+)
 @click.argument("inputs", nargs=-1, type=str)
+@click.option(
+    "--model",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A classifier (`bioclass train`) or encoder (`bioclass pretrain`) checkpoint.",
+)
 @click.option(
     "--out",
     default="embeddings.parquet",
@@ -739,25 +921,29 @@ def pretrain(
 @click.option(
     "--precision", type=click.Choice(["fp32", "bf16", "amp"]), default="fp32", show_default=True
 )
+@verbosity_options
 @_friendly
-def embed(model: Path, inputs: tuple[str, ...], list_file: Path | None, **params: Any) -> None:
-    """Per-window embeddings of recordings (INPUTS: files, folders, globs) from MODEL, a
-    classifier or a pretrained encoder."""
+def embed(
+    inputs: tuple[str, ...], model: Path | None, list_file: Path | None, **params: Any
+) -> None:
+    """Per-window embeddings of recordings (INPUTS: files, folders, globs) from --model, a
+    classifier or a pretrained encoder (the argument order of `bioclass scan`)."""
     from bioclass.audio.discover import collect_inputs
-    from bioclass.core.console import progress_bar
+    from bioclass.core.console import DeferredProgress
     from bioclass.embed import EmbedOptions
     from bioclass.embed import embed as run_embed
     from bioclass.outputs.writers import check_scores_path
 
+    model, inputs = _embed_model(model, inputs)
     options = EmbedOptions(**{**params, "channels": _channels(params["channels"])})
     # Before the inputs are listed and the progress bar starts: the format, then the folder.
     check_scores_path(options.out, "--out")
     _check_output_files(options.out)
     files = collect_inputs(inputs, list_file)
-    with progress_bar() as progress:
-        task = progress.add_task("embedding", total=len(files), info="")
+    # The bar appears with the first file embedded, so a refused model is one line without it.
+    with DeferredProgress("embedding", len(files)) as progress:
         summary = run_embed(
-            files, model, options, on_file=lambda p: progress.update(task, advance=1, info=p.name)
+            files, model, options, on_file=lambda p: progress.update(advance=1, info=p.name)
         )
     console.print(
         f"{summary.n_windows} windows x {summary.dim} dims from "
@@ -778,7 +964,38 @@ def embed(model: Path, inputs: tuple[str, ...], list_file: Path | None, **params
         )
 
 
-@main.command()
+def _embed_model(model: Path | None, inputs: tuple[str, ...]) -> tuple[Path, tuple[str, ...]]:
+    """The model and the inputs of `embed`, from `INPUTS... --model M` or the older form
+    `MODEL INPUTS...` (still accepted, with a note)."""
+    if model is not None:
+        return model, inputs
+    from bioclass.audio.io import AUDIO_EXTENSIONS
+
+    first = Path(inputs[0]) if inputs else None
+    # The older form's MODEL is whatever is neither audio, a folder nor a pattern of them.
+    if (
+        first is None
+        or first.suffix.lower() in AUDIO_EXTENSIONS
+        or first.is_dir()
+        or any(c in inputs[0] for c in "*?[")
+    ):
+        raise BioclassError("give the model with --model: bioclass embed INPUTS... --model MODEL")
+    alerts.print(
+        f"note: `bioclass embed MODEL INPUTS...` is deprecated; write `bioclass embed "
+        f"INPUTS... --model {inputs[0]}` (the order of `bioclass scan`)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    return Path(inputs[0]), inputs[1:]
+
+
+@main.command(
+    short_help="Cut clips of a scan's detections to listen to and judge.",
+    epilog=examples(
+        "bioclass review site.csv --out review/ --per-class 20",
+        "bioclass review site.csv --out review/ --verdicts-from tables/",
+    ),
+)
 @click.argument("detections", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--out",
@@ -840,6 +1057,7 @@ def embed(model: Path, inputs: tuple[str, ...], list_file: Path | None, **params
     "repeatable.",
 )
 @click.option("--force", is_flag=True, help="Replace a review.csv that already holds verdicts.")
+@verbosity_options
 @_friendly
 def review(
     detections: Path,
@@ -875,7 +1093,13 @@ def review(
     print_review_report(summary, detections, options)
 
 
-@main.command("export")
+@main.command(
+    "export",
+    short_help="Export a model as one ONNX or TorchScript file.",
+    epilog=examples(
+        "bioclass export runs/quickstart/model.pt --format onnx --out model.onnx",
+    ),
+)
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--format",
@@ -885,6 +1109,7 @@ def review(
     help="onnx (needs pip install 'bioclass[export]') or torchscript.",
 )
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="The file to write.")
+@verbosity_options
 @_friendly
 def export(model: Path, fmt: str, out: Path) -> None:
     """Export MODEL (a classifier checkpoint) with its front end as one ONNX or TorchScript file

@@ -253,7 +253,7 @@ def test_embed_reports_damage_and_refuses_an_all_nan_file(
     trained: Path, recordings: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "emb.csv"
-    code, output = run_cli("embed", trained / "model.pt", recordings, "--out", out)
+    code, output = run_cli("embed", recordings, "--model", trained / "model.pt", "--out", out)
     assert code == 0, output
     table = pd.read_csv(out)
     vectors = table.filter(regex=r"^e\d+$").to_numpy(dtype=float)

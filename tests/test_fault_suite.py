@@ -322,7 +322,9 @@ def test_embed_lists_every_unreadable_file_and_keeps_every_good_one(
     trained: Path, field: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "emb.csv"
-    code, output = run_cli("embed", trained / "model.pt", field, "--out", out, "--channels", "each")
+    code, output = run_cli(
+        "embed", field, "--model", trained / "model.pt", "--out", out, "--channels", "each"
+    )
     assert code == 0, output
     no_error(output)
     failed = pd.read_csv(tmp_path / "emb.failed.csv")
@@ -493,7 +495,7 @@ def test_malicious_checkpoint_is_refused_and_never_run(
     args = {
         "scan": ["scan", recording, "--model", model, "--out", tmp_path / "d.csv"],
         "evaluate": ["evaluate", model, dataset / "labels.csv"],
-        "embed": ["embed", model, recording, "--out", tmp_path / "e.csv"],
+        "embed": ["embed", recording, "--model", model, "--out", tmp_path / "e.csv"],
         "train --resume": ["train", "--resume", last.parent],
         "train init_from": ["train", recipe, "--set", f"model.init_from={model}"],
         "pretrain --resume": ["pretrain", "--resume", last.parent],

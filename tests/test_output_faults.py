@@ -170,7 +170,7 @@ def _commands(tmp_path: Path, dataset: Path, out: Path) -> dict[str, list[object
             "--scores",
             out / "s.csv",
         ],
-        "embed": ["embed", missing, dataset, "--out", out / "emb.csv"],
+        "embed": ["embed", dataset, "--model", missing, "--out", out / "emb.csv"],
         "evaluate": ["evaluate", missing, dataset / "labels.csv", "--out", out / "m.json"],
         "evaluate-predictions": [
             "evaluate",

@@ -198,7 +198,7 @@ def test_encoder_feeds_train_embed_and_is_refused_by_scan(
     assert code == 0, output
     assert "initialised" in output
     out = tmp_path / "emb.parquet"
-    code, output = run_cli("embed", pretrained / "encoder.pt", archive, "--out", out)
+    code, output = run_cli("embed", archive, "--model", pretrained / "encoder.pt", "--out", out)
     assert code == 0, output
     table = pd.read_parquet(out)
     # The archive's names carry their start times: a datetime column, as scan writes.
@@ -216,10 +216,10 @@ def test_embed_fast_mode_falls_back_to_exact_for_short_windows(
 ) -> None:
     # CNN6 at 8 kHz, hop 160 steps 0.32 s per feature frame: a 0.5 s window spans under 2.
     exact, fast = tmp_path / "exact.parquet", tmp_path / "fast.parquet"
-    code, output = run_cli("embed", pretrained / "encoder.pt", archive, "--out", exact)
+    code, output = run_cli("embed", archive, "--model", pretrained / "encoder.pt", "--out", exact)
     assert code == 0, output
     code, output = run_cli(
-        "embed", pretrained / "encoder.pt", archive, "--out", fast, "--mode", "fast"
+        "embed", archive, "--model", pretrained / "encoder.pt", "--out", fast, "--mode", "fast"
     )
     assert code == 0, output
     assert "scanning in exact mode" in output

@@ -50,6 +50,7 @@ from bioclass.runtime.loop import LoopPlan, run_loop
 from bioclass.runtime.precision import autocast, training_dtype
 from bioclass.runtime.rundir import LAST, RunDirectory
 from bioclass.runtime.state import TrainingState
+from bioclass.runtime.workers import loader_workers
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +241,7 @@ class _Pretraining:
         loader = torch.utils.data.DataLoader(
             self._dataset(),
             batch_sampler=PairBatches(t.batch_size, self.state.iteration, self.plan.n_iterations),
-            num_workers=t.num_workers,
+            num_workers=loader_workers(t.num_workers),
             pin_memory=dev.type == "cuda",
             generator=torch.Generator().manual_seed(self.recipe.seed),
         )

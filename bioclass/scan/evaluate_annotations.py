@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bioclass.core.console import console, progress_bar
+from bioclass.core.console import DeferredProgress, console
 from bioclass.core.errors import BioclassError
 from bioclass.evaluation.annotated import (
     AnnotationReport,
@@ -226,14 +226,19 @@ def scan_for_evaluation(
             thresholds_csv=thresholds.thresholds_csv,
             scores_path=folder / "detections.scores.parquet",
         )
-        with progress_bar() as progress:
-            task = progress.add_task("scanning", total=len(files), info="")
-            summary = scan(
-                files,
-                [model],
-                options,
-                on_file=lambda path, seconds: progress.update(task, advance=1, info=path.name),
-            )
+        # The bar appears once the model and the hop have been checked.
+        with DeferredProgress("scanning", len(files)) as progress:
+            try:
+                summary = scan(
+                    files,
+                    [model],
+                    options,
+                    on_file=lambda path, seconds: progress.update(advance=1, info=path.name),
+                    on_start=progress.start,
+                )
+            except BioclassError:
+                progress.hide()
+                raise
         console.print(
             f"scanned {summary.n_scanned + summary.n_resumed} annotated recording(s) "
             f"({summary.audio_seconds / 3600:.3f} h) with {model} in {summary.wall_seconds:.1f} s"

@@ -178,6 +178,33 @@ class Detector:
     classes: list[str]
     thresholds: np.ndarray  # (C,)
     background_label: str
+    written: np.ndarray | None = None  # (C,) bool: labels written (--classes); None: all
+
+
+def window_detections(
+    scores: np.ndarray, detector: Detector, keep_background: bool, top_n: int | None
+) -> np.ndarray:
+    """(n, C) bool: the labels of each window.
+
+    A window's candidates are its `top_n` best-scoring classes over all the model's classes
+    (its top class when None, ties to the first class); each candidate that reaches its
+    threshold labels the window, background only when kept, and only the classes the detector
+    writes. With one candidate this is `window_labels`' rule.
+    """
+    n, n_classes = scores.shape
+    candidates = np.zeros((n, n_classes), dtype=bool)
+    if n:
+        if top_n is None or top_n == 1:
+            best = scores.argmax(axis=1)[:, None]
+        else:
+            best = np.argsort(-scores, axis=1, kind="stable")[:, :top_n]
+        np.put_along_axis(candidates, best, True, axis=1)
+    detected = candidates & (scores >= detector.thresholds)
+    if not keep_background and detector.background_label in detector.classes:
+        detected[:, detector.classes.index(detector.background_label)] = False
+    if detector.written is not None:
+        detected &= detector.written
+    return detected
 
 
 def stream_events(
@@ -189,14 +216,35 @@ def stream_events(
     detector: Detector,
     options: ScanOptions,
 ) -> pd.DataFrame:
-    """The events (or labelled windows, without merging) of one stream's window scores."""
-    labels, label_scores = window_labels(
-        scores,
-        detector.thresholds,
-        detector.classes,
-        detector.background_label,
-        options.keep_background,
+    """The events (or labelled windows, without merging) of one stream's window scores.
+
+    Each label is merged on its own (a window with two labels takes part in two events).
+    """
+    detected = window_detections(scores, detector, options.keep_background, options.top_n)
+    tables = []
+    for c in np.flatnonzero(detected.any(axis=0)):
+        labels = np.where(detected[:, c], detector.classes[c], None).astype(object)
+        tables.append(_label_events(file, channel, starts_s, ends_s, labels, scores[:, c], options))
+    if not tables:
+        return _label_events(
+            file, channel, starts_s, ends_s, np.full(len(scores), None), scores[:, 0], options
+        )
+    return (
+        pd.concat(tables, ignore_index=True)
+        .sort_values(["start_time", "label"], kind="mergesort")
+        .reset_index(drop=True)
     )
+
+
+def _label_events(
+    file: str,
+    channel: int | None,
+    starts_s: np.ndarray,
+    ends_s: np.ndarray,
+    labels: np.ndarray,
+    label_scores: np.ndarray,
+    options: ScanOptions,
+) -> pd.DataFrame:
     args = (file, channel, starts_s, ends_s, labels, label_scores)
     if options.merge:
         return merge_events(

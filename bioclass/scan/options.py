@@ -51,12 +51,19 @@ class ScanOptions:
     metadata: bool = False
     collect_events: bool = False  # keep the detections in memory (ScanSummary.events)
     calibration: str | None = None  # on | off; None: on when the checkpoint has a calibration
+    # Applied when the outputs are assembled (not in score_params: stored parts are re-used).
+    # (Not `classes`: the manifest has the model's classes under that key.)
+    classes_filter: tuple[str, ...] | None = None  # write only these labels; None: all
+    exclude_classes: tuple[str, ...] = ()  # never write these labels
+    top_n: int | None = None  # labels per window: its N best classes over threshold; None: 1
 
     def __post_init__(self) -> None:
         if self.hop_seconds is not None and self.overlap is not None:
             raise BioclassError("give --hop or --overlap, not both")
         if self.calibration not in (None, "on", "off"):
             raise BioclassError(f"--calibration must be on or off, got {self.calibration!r}")
+        if self.top_n is not None and self.top_n < 1:
+            raise BioclassError(f"--top-n must be at least 1, got {self.top_n}")
         unknown = set(self.formats) - set(FORMATS)
         if unknown:
             raise BioclassError(f"unknown output format(s): {', '.join(sorted(unknown))}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from bioclass.core.console import console
+from bioclass.core.console import alerts, console
 from bioclass.evaluation.truth import event_scores, read_truth
 from bioclass.scan.options import ScanOptions
 from bioclass.scan.summary import ScanSummary
@@ -28,14 +28,15 @@ def print_scan_report(summary: ScanSummary, options: ScanOptions, truth: Path | 
     for name, path in summary.outputs.items():
         table.add_row(name, path)
     console.print(table)
+    # Warnings print even with --quiet (`alerts`); the tables do not.
     if summary.n_failed:
-        console.print(
+        alerts.print(
             f"[yellow]{summary.n_failed} file(s) could not be read: see "
             f"{summary.outputs.get('failed')}"
         )
     if summary.damaged:
         where = summary.outputs.get("manifest", "the manifest")
-        console.print(
+        alerts.print(
             f"[yellow]{len(summary.damaged)} damaged file(s) scanned in part or repaired "
             f"(first: {summary.damaged[0]['file']}: {summary.damaged[0]['note']}): "
             f"see files_damaged in {where}"

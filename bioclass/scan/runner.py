@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from bioclass.core.errors import BioclassError
 from bioclass.inference.models import load_models, prepare_for_inference
 from bioclass.inference.score import FileScores, WindowOutput, resolve_mode, score_file
 from bioclass.inference.stream import WindowPlan
@@ -23,6 +24,7 @@ from bioclass.runtime.device import pick_device
 from bioclass.runtime.precision import check_inference_precision
 from bioclass.scan.assemble import check_output_folders, write_outputs
 from bioclass.scan.channels import check_channel_exists
+from bioclass.scan.classfilter import written_classes
 from bioclass.scan.events import Detector
 from bioclass.scan.lock import OutputLock
 from bioclass.scan.manifest import build_manifest, csv_metadata, write_manifest
@@ -41,6 +43,7 @@ def scan(
     model_paths: list[Path],
     options: ScanOptions,
     on_file: Callable[[Path, float], None] | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> ScanSummary:
     """Scan `files` with the ensemble of `model_paths` and write the outputs `options` asks for.
 
@@ -53,6 +56,9 @@ def scan(
         model_paths: checkpoints from `bioclass train`.
         options: the user's choices.
         on_file: called after each file with its path and audio seconds (progress).
+        on_start: called once every choice has been checked against the models (they load,
+            the hop fits the window, the class filters name their classes), before the first
+            file is read: where a progress bar can appear.
 
     Raises:
         OutputLocked: another scan is writing to the same outputs.
@@ -62,7 +68,7 @@ def scan(
     check_output_folders(options)  # before the models load: an unwritable folder costs nothing
     check_channel_exists(files, options.channels)
     with OutputLock(writers.output_paths(options.out)["lock"]):
-        return _scan(files, model_paths, options, on_file, started)
+        return _scan(files, model_paths, options, on_file, on_start, started)
 
 
 def _scan(
@@ -70,6 +76,7 @@ def _scan(
     model_paths: list[Path],
     options: ScanOptions,
     on_file: Callable[[Path, float], None] | None,
+    on_start: Callable[[], None] | None,
     started: float,
 ) -> ScanSummary:
     """The scan itself, run while the outputs are locked (arguments as for `scan`)."""
@@ -82,8 +89,20 @@ def _scan(
     plan = WindowPlan.from_seconds(
         info.sample_rate, info.window_seconds, options.hop_for(info.window_seconds)
     )
+    if plan.hop_samples > plan.window_samples:
+        # A scan's events are the windows it scored: a gap between windows is never looked at.
+        raise BioclassError(
+            f"--hop {plan.hop_seconds:g} s is longer than the model's window "
+            f"({info.window_seconds:g} s): the audio between windows would never be scanned"
+        )
     options = replace(options, mode=resolve_mode(options.mode, loaded.models, plan))
     thresholds = scan_thresholds(info, options)
+    detector = Detector(
+        list(info.classes),
+        thresholds,
+        info.background_label,
+        written_classes(list(info.classes), options),
+    )
     paths = writers.output_paths(options.out)
     score_maps = loaded.score_maps(options.calibration)
     calibrated = any(m.calibrated for m in score_maps)
@@ -123,6 +142,8 @@ def _scan(
     def work(path: Path, should_stop: ShouldStop) -> FileOutcome:
         return score_or_resume(path, paths["parts"], params, score, should_stop)
 
+    if on_start is not None:
+        on_start()
     summary = ScanSummary(n_files=len(files))
     outcomes: list[FileOutcome] = []
 
@@ -140,7 +161,6 @@ def _scan(
         enough=lambda: summary.too_many_failures(options.max_failures),
     )
     summary.stopped_early = len(outcomes) < len(files)
-    detector = Detector(list(info.classes), thresholds, info.background_label)
     metadata = csv_metadata(loaded, plan) if options.metadata else None
     write_outputs(outcomes, detector, options, summary, info.sample_rate, metadata)
     summary.wall_seconds = time.perf_counter() - started

@@ -44,6 +44,7 @@ from bioclass.runtime.loop import LoopPlan, run_loop
 from bioclass.runtime.precision import autocast, training_dtype
 from bioclass.runtime.rundir import LAST, RunDirectory
 from bioclass.runtime.state import TrainingState
+from bioclass.runtime.workers import loader_workers
 from bioclass.training.ema import WeightEMA
 from bioclass.training.objectives import Objective
 
@@ -184,7 +185,7 @@ class Fit:
         loader = torch.utils.data.DataLoader(
             self.data.train,
             batch_sampler=sampler,
-            num_workers=t.num_workers,
+            num_workers=loader_workers(t.num_workers),
             pin_memory=self.dev.type == "cuda",
             persistent_workers=False,
             # A private generator: the loader must not draw from the global RNG (dropout's).
