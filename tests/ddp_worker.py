@@ -12,6 +12,7 @@ python tests/ddp_worker.py crash - OUT -- ARGS...   `bioclass ARGS` where rank 1
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -98,18 +99,19 @@ def contrastive(out: Path) -> None:
             torch.save(results, out / f"contrastive_{ranks.world_size}.pt")
 
 
-def crash(args: list[str]) -> None:
+def on_rank_1_at(iteration_wanted: int, action: object, args: list[str]) -> None:
+    """`bioclass ARGS` with `action()` done on rank 1 at the start of step `iteration_wanted`."""
     from bioclass.cli import main
     from bioclass.training.fit import Fit
 
     step = Fit.step
 
-    def dying(self: Fit, iteration: int, batch: object) -> float:
-        if iteration == 3 and distributed.current().rank == 1:
-            os._exit(3)  # a rank that dies without a word (killed, out of memory)
+    def step_with_action(self: Fit, iteration: int, batch: object) -> float:
+        if iteration == iteration_wanted and distributed.current().rank == 1:
+            action()
         return step(self, iteration, batch)
 
-    Fit.step = dying  # type: ignore[method-assign]
+    Fit.step = step_with_action  # type: ignore[method-assign]
     main(args)
 
 
@@ -120,5 +122,7 @@ if __name__ == "__main__":
         step(arg, folder)
     elif mode == "contrastive":
         contrastive(folder)
+    elif mode == "crash":  # a rank that dies without a word (killed, out of memory)
+        on_rank_1_at(3, lambda: os._exit(3), sys.argv[5:])
     else:
-        crash(sys.argv[5:])
+        on_rank_1_at(4, lambda: os.kill(os.getpid(), signal.SIGTERM), sys.argv[5:])

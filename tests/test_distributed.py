@@ -59,24 +59,58 @@ def _no_partial_files(folder: Path) -> None:
     assert not leftovers, leftovers
 
 
-def test_two_ranks_train_and_write_one_checkpoint(dataset: Path, tmp_path: Path) -> None:
-    recipe = write_recipe(tmp_path, dataset / "labels.csv")
-    run = tmp_path / "run"
+@pytest.fixture(scope="module")
+def two_rank_run(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("ddp")
+    recipe = write_recipe(folder, dataset / "labels.csv")
+    run = folder / "run"
     done = _torchrun("-m", "bioclass", "train", recipe, "--out", run, "--device", "cpu")
     assert done.returncode == 0, done.stderr[-3000:]
     assert "distributed: 2 ranks (world size 2), backend gloo" in done.stderr
     assert done.stderr.count("distributed: 2 ranks") == 1  # rank 0 speaks for the run
+    return run
+
+
+def test_two_ranks_train_and_write_one_checkpoint(two_rank_run: Path) -> None:
+    run = two_rank_run
     metrics = pd.read_csv(run / "metrics.csv")
     assert list(metrics["iteration"].unique()) == [3, 6]  # one row per evaluation, not per rank
     assert read_checkpoint(run / "model.pt")["iteration"] in (3, 6)
     last = read_checkpoint(run / "last.pt")
     assert last["iteration"] == 6 and last["world_size"] == 2 and len(last["rank_rng"]) == 2
+    assert (run / "best.json").is_file() and (run / "calibration.png").is_file()
     _no_partial_files(run)
+
+
+def test_resume_on_another_world_size_is_one_line(two_rank_run: Path) -> None:
     # The run's random streams are per rank: another world size is refused, in one line.
-    code, output = run_cli("train", "--resume", run)
+    code, output = run_cli("train", "--resume", two_rank_run)
     assert code == 1
     assert "trained on 2 rank(s) and cannot resume on 1" in output
-    assert "torchrun --nproc-per-node 2" in output
+    assert "torchrun --nproc-per-node 2 -m bioclass" in output
+
+
+def test_one_rank_stopped_stops_all_and_resume_is_exact(
+    two_rank_run: Path, dataset: Path, tmp_path: Path
+) -> None:
+    recipe = write_recipe(tmp_path, dataset / "labels.csv")
+    run = tmp_path / "run"
+    train = ["train", recipe, "--out", run, "--device", "cpu"]
+    stopped = _torchrun(WORKER, "stop", "-", tmp_path, "--", *train)
+    assert stopped.returncode != 0
+    # Rank 1's SIGTERM stops both ranks after the step in flight; rank 0 says so, once.
+    resume = f"torchrun --nproc-per-node 2 -m bioclass train --resume {run}"
+    assert stopped.stderr.count(f"interrupted after iteration 4; continue with: {resume}") == 1
+    assert read_checkpoint(run / "last.pt")["iteration"] == 4
+    resumed = _torchrun("-m", "bioclass", "train", "--resume", run, "--device", "cpu")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    a, b = read_checkpoint(two_rank_run / "last.pt"), read_checkpoint(run / "last.pt")
+    for key in ("weights", "ema_weights"):
+        assert all(torch.equal(a[key][k], b[key][k]) for k in a[key]), key
+    pd.testing.assert_frame_equal(
+        pd.read_csv(two_rank_run / "metrics.csv").drop(columns="elapsed_s"),
+        pd.read_csv(run / "metrics.csv").drop(columns="elapsed_s"),
+    )
 
 
 PRETRAIN = """\
@@ -141,7 +175,7 @@ def test_gathered_contrastive_losses_equal_one_process(tmp_path: Path) -> None:
             assert torch.allclose(ga, gb, atol=1e-6), name
 
 
-def test_dead_rank_stops_the_run_and_resume_continues(dataset: Path, tmp_path: Path) -> None:
+def test_dead_rank_stops_the_run_with_nothing_half_written(dataset: Path, tmp_path: Path) -> None:
     recipe = write_recipe(tmp_path, dataset / "labels.csv")
     run = tmp_path / "run"
     train = ["train", recipe, "--out", run, "--device", "cpu", "--set", "train.eval_every=2"]
@@ -150,11 +184,6 @@ def test_dead_rank_stops_the_run_and_resume_continues(dataset: Path, tmp_path: P
     _no_partial_files(run)
     assert read_checkpoint(run / "last.pt")["iteration"] == 2  # the save before the death
     assert not (run / "best.json").exists()
-    resumed = _torchrun("-m", "bioclass", "train", "--resume", run, "--device", "cpu")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "resuming at iteration 2 of 6" in resumed.stderr
-    assert read_checkpoint(run / "last.pt")["iteration"] == 6
-    assert (run / "best.json").is_file()
 
 
 @pytest.mark.parametrize(

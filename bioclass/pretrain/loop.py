@@ -219,6 +219,8 @@ class _Pretraining:
         self.head = ProjectionHead(
             self.encoder.embed_dim, p.projection_dim, p.projection_hidden or self.encoder.embed_dim
         ).to(dev)
+        if distributed.current().distributed:
+            distributed.sync_batch_norm(self.head)
         if dev.type == "cuda":
             self.encoder = self.encoder.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.Adam(

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -165,7 +165,7 @@ def on_main(work: Callable[[], T]) -> T | None:
     return None
 
 
-def refuse(message: str) -> None:
+def refuse(message: str) -> NoReturn:
     """Stop every rank for a reason all of them see alike (an option combination, the batch
     size), said once: by rank 0."""
     raise (BioclassError if _current.is_main else ReportedByMain)(message)

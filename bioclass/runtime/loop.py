@@ -115,8 +115,8 @@ def run_loop(
                     task.step(iteration, batch), stop.requested
                 )
                 state.iteration = iteration
-                if not math.isfinite(loss):
-                    raise BioclassError(
+                if not math.isfinite(loss):  # the mean over ranks: every rank stops here
+                    distributed.refuse(
                         f"{plan.activity} diverged at iteration {iteration} "
                         f"(loss {loss}); lower train.lr"
                     )

@@ -131,6 +131,8 @@ class Fit:
         self.objective = Objective.build(recipe, self.model, n_iterations)
         if self.objective.head is not None:
             self.objective.head.to(dev)
+            if ranks.distributed:
+                distributed.sync_batch_norm(self.objective.head)
         if dev.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.Adam(
