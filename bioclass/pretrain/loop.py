@@ -5,6 +5,10 @@ one recording with mix-back -> log-mels -> per-patch view augmentations -> encod
 projection head z -> NT-Xent on z (or ACL: NT-Xent on z + angular margin on h) -> periodic
 monitoring (kNN / linear probe on a labelled set, alignment and uniformity) -> encoder.pt, which
 `bioclass train` starts from with `model.init_from`.
+
+Under torchrun each rank embeds its share of every batch and the contrastive loss is computed
+over the global batch (every rank's embeddings gathered, gradients flowing back): N ranks of
+batch b train as one process of batch N*b, as SimCLR is trained.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from torch import nn
 
 from bioclass.augment.views import augment_views
 from bioclass.checkpoint import model_checkpoint
@@ -44,6 +49,7 @@ from bioclass.pretrain.monitor import (
 )
 from bioclass.pretrain.pairs import PairBatches, PairDataset, pairs_per_epoch
 from bioclass.recipe import Recipe, dump_recipe, recipe_from_dict, recipe_to_dict
+from bioclass.runtime import distributed
 from bioclass.runtime.bad_files import bad_files_on_refusal, write_bad_files
 from bioclass.runtime.device import pick_device
 from bioclass.runtime.loop import LoopPlan, run_loop
@@ -101,12 +107,18 @@ def pretrain(
     sources = [str(a) for a in archives] + list(recipe.pretrain.archives)
     if not sources:
         raise BioclassError("give the unlabelled audio: ARCHIVE folders or pretrain.archives")
-    dev = pick_device(device)
-    known_model(recipe.model.name)
-    if not resume:
-        run = RunDirectory.create(out_dir)
-    with run.kept_once_saved("pretrain"):
-        return _pretrain(recipe, sources, run, dev, saved)
+    with distributed.process_group(pick_device(device)) as dev:
+        if saved is not None:
+            distributed.check_resume(saved)
+        distributed.check_batch(recipe.train.batch_size, "train.batch_size")
+        known_model(recipe.model.name)
+        if not resume:
+            # Rank 0 makes (and checks) the folder; the others write nothing into it.
+            run = distributed.on_main(lambda: RunDirectory.create(out_dir)) or RunDirectory(
+                Path(out_dir)
+            )
+        with run.kept_once_saved("pretrain"):
+            return _pretrain(recipe, sources, run, dev, saved)
 
 
 def _pretrain(
@@ -117,7 +129,7 @@ def _pretrain(
     saved: dict[str, Any] | None,
 ) -> pd.DataFrame:
     """`pretrain` in its run directory."""
-    torch.manual_seed(recipe.seed)
+    distributed.seed_torch(recipe.seed)
     console.print(f"run directory: {run.path}   device: {dev}")
     with progress_bar() as progress:
         task = progress.add_task("indexing archive", total=None, info="")
@@ -140,7 +152,7 @@ def _pretrain(
     fit = _Pretraining(recipe, sources, recordings, probe, run, dev, saved)
     fit.run()
     frame = pd.DataFrame(fit.state.history)
-    plot_pretrain_curves(frame, run / "learning_curve.png")
+    distributed.on_main(lambda: plot_pretrain_curves(frame, run / "learning_curve.png"))
     console.print(
         f"saved {run / ENCODER}: start a classifier from it with "
         f"--set model.init_from={run / ENCODER}"
@@ -201,9 +213,15 @@ class _Pretraining:
         )
         self.frontend = frontend_config(recipe)
         self.encoder = model_from_recipe(recipe, 0).to(dev)
+        if distributed.current().distributed:
+            # Batch statistics of the global batch, as one process of the whole batch has.
+            distributed.sync_batch_norm(self.encoder)
+        self._ddp: nn.Module | None = None  # encoder and head under DDP (several ranks)
         self.head = ProjectionHead(
             self.encoder.embed_dim, p.projection_dim, p.projection_hidden or self.encoder.embed_dim
         ).to(dev)
+        if distributed.current().distributed:
+            distributed.sync_batch_norm(self.head)
         if dev.type == "cuda":
             self.encoder = self.encoder.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.Adam(
@@ -219,6 +237,7 @@ class _Pretraining:
             self.state = TrainingState.from_checkpoint(saved)
             self.encoder.load_state_dict(saved["weights"])
             self.state.restore(self.optimizer, self.head)
+            distributed.restore_rank_rng(saved)
             console.print(
                 f"resuming at iteration {self.state.iteration} of {self.plan.n_iterations}"
             )
@@ -240,7 +259,13 @@ class _Pretraining:
         t, dev = self.recipe.train, self.dev
         loader = torch.utils.data.DataLoader(
             self._dataset(),
-            batch_sampler=PairBatches(t.batch_size, self.state.iteration, self.plan.n_iterations),
+            batch_sampler=PairBatches(
+                t.batch_size,
+                self.state.iteration,
+                self.plan.n_iterations,
+                distributed.current().rank,
+                distributed.current().world_size,
+            ),
             num_workers=loader_workers(t.num_workers),
             pin_memory=dev.type == "cuda",
             generator=torch.Generator().manual_seed(self.recipe.seed),
@@ -251,20 +276,42 @@ class _Pretraining:
         self.monitor_pairs = torch.stack(
             [monitor_set[MONITOR_OFFSET + i] for i in range(MONITOR_PAIRS)]
         )
-        if self.state.iteration == 0:  # the untrained encoder: the baseline to beat
+        main = distributed.current().is_main
+        if self.state.iteration == 0 and main:  # the untrained encoder: the baseline to beat
             self.state.history.append(self._monitor(0, float("nan"), 0.0))
             console.print(_describe(self.state.history[-1]))
+        distributed.barrier()
         self.encoder.train()
         self.head.train()
         run_loop(self.plan, loader, self.optimizer, self, self.state, self.rundir)
 
     def step(self, iteration: int, pairs: torch.Tensor) -> float:
         """One optimiser step on a batch of pairs (B, 2, samples); every patch draws its own
-        view augmentation, from a generator that depends on the seed and `iteration` only."""
+        view augmentation, from a generator that depends on the seed and `iteration` only (and
+        the rank, under torchrun)."""
+        seed = self.recipe.seed * 1_000_003 + iteration
+        rank = distributed.current()
+        if rank.distributed:
+            seed = seed * 7919 + rank.rank
+        gen = torch.Generator().manual_seed(seed)
+        wave = pairs.to(self.dev, non_blocking=True)
+        if rank.distributed:
+            if self._ddp is None:
+                self._ddp = distributed.wrap(_PairLoss(self), self.dev)
+            loss = self._ddp(wave, gen)
+        else:
+            loss = self._loss(wave, gen)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return float(loss.detach())
+
+    def _loss(self, pairs: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """The contrastive loss of a batch of pairs (B, 2, samples), over the global batch."""
         p, dev = self.recipe.pretrain, self.dev
-        gen = torch.Generator().manual_seed(self.recipe.seed * 1_000_003 + iteration)
         n = pairs.shape[0]
-        wave = pairs.to(dev, non_blocking=True).transpose(0, 1).reshape(2 * n, -1)  # (2B, samples)
+        wave = pairs.transpose(0, 1).reshape(2 * n, -1)  # (2B, samples)
         with autocast(dev, self.amp_dtype):
             spec = self.encoder.spectrogram(wave)  # (2B, samples) -> (2B, 1, frames, mels)
             spec = augment_views(spec, p.views, gen)
@@ -272,17 +319,12 @@ class _Pretraining:
                 spec = spec.contiguous(memory_format=torch.channels_last)
             h = self.encoder.embed_spec(spec)  # (2B, 1, F, M) -> (2B, D)
             z = self.head(h)  # (2B, D) -> (2B, projection_dim)
+            # Each view's rows of every rank, in rank order: row i of z1 still pairs with z2's.
+            z1, z2 = distributed.all_gather(z[:n]), distributed.all_gather(z[n:])
             if p.loss == "acl":
-                loss = angular_contrastive(
-                    z[:n], z[n:], h[:n], h[n:], p.acl_alpha, p.temperature, p.margin
-                )
-            else:
-                loss = nt_xent(z[:n], z[n:], p.temperature)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        return float(loss.detach())
+                h1, h2 = distributed.all_gather(h[:n]), distributed.all_gather(h[n:])
+                return angular_contrastive(z1, z2, h1, h2, p.acl_alpha, p.temperature, p.margin)
+            return nt_xent(z1, z2, p.temperature)
 
     def evaluate(self, iteration: int, train_loss: float, elapsed: float) -> list[dict]:
         return [self._monitor(iteration, train_loss, elapsed)]
@@ -291,9 +333,12 @@ class _Pretraining:
         return _describe(rows[-1])
 
     def save(self, state: TrainingState) -> None:
-        """encoder.pt (what `train` starts from) and last.pt (for --resume)."""
+        """encoder.pt (what `train` starts from) and last.pt (for --resume); rank 0 writes."""
+        ranks = distributed.rank_state()
+        if not distributed.current().is_main:
+            return
         self.rundir.save_checkpoint(ENCODER, self._checkpoint(state))
-        extra = {**state.capture(self.optimizer, self.head), "archives": self.sources}
+        extra = {**state.capture(self.optimizer, self.head), "archives": self.sources, **ranks}
         self.rundir.save_checkpoint(LAST, self._checkpoint(state, extra))
 
     def _checkpoint(
@@ -340,6 +385,19 @@ class _Pretraining:
         encoder.train()
         row["elapsed_s"] = round(elapsed, 2)
         return row
+
+
+class _PairLoss(nn.Module):
+    """Encoder and projection head as one module whose forward is the batch loss: the shape
+    DistributedDataParallel wraps, as it synchronises the gradients of what forward used."""
+
+    def __init__(self, fit: _Pretraining) -> None:
+        super().__init__()
+        self.encoder, self.head = fit.encoder, fit.head
+        self.fit = [fit]  # a list: not a submodule
+
+    def forward(self, pairs: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        return self.fit[0]._loss(pairs, gen)
 
 
 def _encoder_checkpoint(

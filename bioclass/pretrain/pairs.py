@@ -159,17 +159,23 @@ class PairDataset(torch.utils.data.Dataset):
 
 
 class PairBatches:
-    """Batch `i`: pairs `i * batch_size` to `(i + 1) * batch_size - 1` (for i in start..stop)."""
+    """Batch `i`: pairs `i * batch_size` to `(i + 1) * batch_size - 1` (for i in start..stop);
+    with `world_size` > 1, rank `rank`'s contiguous share of them."""
 
-    def __init__(self, batch_size: int, start: int, stop: int) -> None:
+    def __init__(
+        self, batch_size: int, start: int, stop: int, rank: int = 0, world_size: int = 1
+    ) -> None:
         self.batch_size, self.start, self.stop = batch_size, start, stop
+        self.rank, self.world_size = rank, world_size
 
     def __len__(self) -> int:
         return max(0, self.stop - self.start)
 
     def __iter__(self) -> Iterator[list[int]]:
+        share = self.batch_size // self.world_size
         for i in range(self.start, self.stop):
-            yield list(range(i * self.batch_size, (i + 1) * self.batch_size))
+            first = i * self.batch_size + self.rank * share
+            yield list(range(first, first + share))
 
 
 def pairs_per_epoch(recordings: pd.DataFrame, patch_seconds: float) -> int:

@@ -3,6 +3,8 @@
 Everything a run writes goes through here, atomically, so a run stopped at any moment leaves
 complete files (the previous version, or none), never a half-written table or checkpoint. A
 run that stops before it saved its first checkpoint leaves nothing at all (`kept_once_saved`).
+With several ranks (torchrun) only rank 0 writes: on the others writing is a no-op, so every
+file is written once whoever asks.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from bioclass.core import tempnames
 from bioclass.core.atomic import atomic_write_text, check_output_folder
 from bioclass.core.errors import BioclassError
 from bioclass.core.oserrors import os_error_reason
+from bioclass.runtime import distributed
 from bioclass.runtime.interrupt import StoppedAtOnce
 
 LAST = "last.pt"  # the full state of an unfinished run, for --resume
@@ -88,8 +91,8 @@ class RunDirectory:
         return cls(Path(path))
 
     def resume_command(self, command: str) -> str:
-        """The command line that continues this run."""
-        return f"bioclass {command} --resume {self.path}"
+        """The command line that continues this run (under torchrun, on as many ranks)."""
+        return f"{distributed.launch_command()} {command} --resume {self.path}"
 
     def has_checkpoint(self) -> bool:
         """Whether the run saved a checkpoint (anywhere in it: a cross-validated run keeps its
@@ -142,7 +145,9 @@ class RunDirectory:
         return self.path / name
 
     def write_text(self, name: str, text: str) -> Path:
-        """Write a text file of the run."""
+        """Write a text file of the run (rank 0 only)."""
+        if not distributed.current().is_main:
+            return self.path / name
         atomic_write_text(self.path / name, text)
         return self.path / name
 
@@ -151,6 +156,8 @@ class RunDirectory:
         return self.write_text(name, frame.to_csv(index=False))
 
     def save_checkpoint(self, name: str, checkpoint: dict[str, Any]) -> Path:
-        """Write a checkpoint of the run."""
+        """Write a checkpoint of the run (rank 0 only)."""
+        if not distributed.current().is_main:
+            return self.path / name
         atomic_save(checkpoint, self.path / name)
         return self.path / name

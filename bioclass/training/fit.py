@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from bioclass.augment.spec import mixup, spec_augment
 from bioclass.checkpoint import (
@@ -40,6 +41,7 @@ from bioclass.inference.clips import ClipPooling, clip_window_logits, pool_clips
 from bioclass.models import frontend_config, model_from_recipe
 from bioclass.recipe import Recipe, recipe_to_dict
 from bioclass.recipe.objectives import selection_metric
+from bioclass.runtime import distributed
 from bioclass.runtime.loop import LoopPlan, run_loop
 from bioclass.runtime.precision import autocast, training_dtype
 from bioclass.runtime.rundir import LAST, RunDirectory
@@ -128,9 +130,17 @@ class Fit:
                 self.model, recipe.model.init_from, recipe.model.name, self.frontend
             )
             console.print(f"initialised {n_loaded} encoder tensors from {recipe.model.init_from}")
+        ranks = distributed.current()
+        if ranks.distributed:
+            # Batch statistics of the global batch, as one process of the whole batch has.
+            distributed.sync_batch_norm(self.model)
+        self._ddp: nn.Module | None = None  # the model under DDP (several ranks), made lazily
+        self._ddp_frozen = False
         self.objective = Objective.build(recipe, self.model, n_iterations)
         if self.objective.head is not None:
             self.objective.head.to(dev)
+            if ranks.distributed:
+                distributed.sync_batch_norm(self.objective.head)
         if dev.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.Adam(
@@ -151,6 +161,7 @@ class Fit:
             self.state = TrainingState.from_checkpoint(saved)
             self.model.load_state_dict(saved["weights"])
             self.state.restore(self.optimizer, self.objective.head)
+            distributed.restore_rank_rng(saved)
             self.ema.load_state(saved["ema_weights"], self.state.iteration)
             console.print(f"resuming at iteration {self.state.iteration} of {n_iterations}")
 
@@ -181,6 +192,8 @@ class Fit:
                 self.state.iteration,
                 self.plan.n_iterations,
                 n_unlabelled=n_unlabelled,
+                rank=distributed.current().rank,
+                world_size=distributed.current().world_size,
             )
         loader = torch.utils.data.DataLoader(
             self.data.train,
@@ -205,18 +218,37 @@ class Fit:
         """
         wave, y = batch
         # The augmentation draws of step i depend on the seed and i only: resumable exactly.
-        rng = np.random.default_rng([self.recipe.seed, 7, iteration])
+        rng = np.random.default_rng(distributed.rank_key(self.recipe.seed, 7, iteration))
         self.objective.set_mode(self.model, iteration)
         wave, y = self._on_device(wave, y)
-        with autocast(self.dev, self.amp_dtype):
-            spec, target = self._augmented(wave, y, rng)
-            loss = self.objective.loss(self.model, spec, y, target, iteration)
+        if distributed.current().distributed:
+            loss = self._distributed_loss(wave, y, rng, iteration)
+        else:
+            with autocast(self.dev, self.amp_dtype):
+                spec, target = self._augmented(wave, y, rng)
+                loss = self.objective.loss(self.model, spec, y, target, iteration)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        self.ema.update(self.model, iteration)
+        if distributed.current().is_main:  # only rank 0 validates and saves the average
+            self.ema.update(self.model, iteration)
         return float(loss.detach())
+
+    def _distributed_loss(
+        self, wave: torch.Tensor, y: torch.Tensor, rng: np.random.Generator, iteration: int
+    ) -> torch.Tensor:
+        """The loss through DistributedDataParallel, which averages the gradients over ranks.
+
+        DDP fixes the trainable parameters when it is made, so it is made again when the
+        encoder freezes (a staged objective's second stage)."""
+        frozen = self.objective.frozen(iteration)
+        if self._ddp is None or frozen != self._ddp_frozen:
+            o = self.objective
+            unused = o.head is not None and o.freeze_from is not None
+            self._ddp = distributed.wrap(_StepLoss(self), self.dev, find_unused=unused)
+            self._ddp_frozen = frozen
+        return self._ddp(wave, y, rng, iteration)
 
     def _on_device(self, wave: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The batch on the device, views flattened into rows."""
@@ -311,9 +343,13 @@ class Fit:
         return f"iteration {iteration}: {summary}"
 
     def save(self, state: TrainingState) -> None:
-        """last.pt: the raw weights, the EMA and everything --resume needs."""
-        extra = state.capture(self.optimizer, self.objective.head)
-        self.rundir.save_checkpoint(LAST, self._checkpoint(self.ema.state, False, extra))
+        """last.pt: the raw weights, the EMA and everything --resume needs (rank 0 writes)."""
+        extra = {
+            **state.capture(self.optimizer, self.objective.head),
+            **distributed.rank_state(),
+        }
+        if distributed.current().is_main:
+            self.rundir.save_checkpoint(LAST, self._checkpoint(self.ema.state, False, extra))
 
     def save_model(self, run: RunDirectory, use_ema: bool, extra: dict[str, Any]) -> None:
         """model.pt in `run` from the weights as they are now (the raw or the EMA weights for
@@ -342,6 +378,26 @@ class Fit:
 
 def _number(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
+
+
+class _StepLoss(nn.Module):
+    """The model and the objective's head as one module whose forward is the batch loss (from
+    the waveforms on): the shape DistributedDataParallel wraps, as it synchronises the gradients
+    of what its forward used."""
+
+    def __init__(self, fit: Fit) -> None:
+        super().__init__()
+        self.model = fit.model
+        self.head = fit.objective.head
+        self.fit = [fit]  # a list: not a submodule
+
+    def forward(
+        self, wave: torch.Tensor, y: torch.Tensor, rng: np.random.Generator, iteration: int
+    ) -> torch.Tensor:
+        fit = self.fit[0]
+        with autocast(fit.dev, fit.amp_dtype):
+            spec, target = fit._augmented(wave, y, rng)
+            return fit.objective.loss(self.model, spec, y, target, iteration)
 
 
 def selection_value(

@@ -30,6 +30,7 @@ from bioclass.inference.clips import ClipPooling, clip_window_logits, pool_clips
 from bioclass.models import frontend_config, known_model
 from bioclass.recipe import Recipe, dump_recipe, load_recipe, recipe_from_dict
 from bioclass.recipe.objectives import is_multi_label
+from bioclass.runtime import distributed
 from bioclass.runtime.bad_files import bad_files_on_refusal, write_bad_files
 from bioclass.runtime.device import pick_device
 from bioclass.runtime.rundir import LAST, RunDirectory
@@ -69,20 +70,40 @@ def train(
         device: 'auto', 'cpu', 'cuda' or 'mps'.
         resume: continue the interrupted run saved in `out_dir`.
     """
+    with distributed.process_group(pick_device(device)) as dev:
+        return _start(recipe, Path(out_dir), dev, resume)
+
+
+def _start(recipe: Recipe | None, out_dir: Path, dev: torch.device, resume: bool) -> TrainResult:
+    """`train` on this rank (one process, or one of torchrun's)."""
+    ranks = distributed.current()
     saved = None
-    if resume and (Path(out_dir) / "cv").is_dir():
+    if resume and (out_dir / "cv").is_dir():
         # A cross-validated run keeps its state per fold: the folds pick up where they were.
         run = RunDirectory.existing(out_dir)
         recipe = load_recipe(run / "recipe.yaml")
     elif resume:
         run, saved = RunDirectory.reopen(out_dir)
         recipe = recipe_from_dict(saved["recipe"], source=str(run / LAST))
-    dev = pick_device(device)
+        distributed.check_resume(saved)
+    if ranks.distributed and recipe.train.cv_folds:
+        distributed.refuse(
+            "train.cv_folds is not supported under torchrun: cross-validate in one process "
+            "(or train each fold's recipe on its own)"
+        )
+    if ranks.distributed and is_multi_label(recipe):
+        # Its window sampler deals no per-rank shares yet: refuse rather than train N copies.
+        distributed.refuse(
+            "training on annotated recordings (data.annotations, data.reviewed) is not "
+            "supported under torchrun yet: run it in one process"
+        )
+    distributed.check_batch(recipe.train.batch_size, "train.batch_size")
     known_model(recipe.model.name)
     if recipe.model.init_from:  # fail before decoding the data, not after
         encoder_weights(recipe.model.init_from, recipe.model.name, frontend_config(recipe))
     if not resume:
-        run = RunDirectory.create(out_dir)
+        # Rank 0 makes (and checks) the folder; the others write nothing into it.
+        run = distributed.on_main(lambda: RunDirectory.create(out_dir)) or RunDirectory(out_dir)
     with run.kept_once_saved("train"):
         return _train(recipe, run, dev, saved)
 
@@ -91,7 +112,8 @@ def _train(
     recipe: Recipe, run: RunDirectory, dev: torch.device, saved: dict[str, Any] | None
 ) -> TrainResult:
     """`train` in its run directory."""
-    torch.manual_seed(recipe.seed)
+    main = distributed.current().is_main
+    distributed.seed_torch(recipe.seed)
     console.print(f"run directory: {run.path}   device: {dev}")
     if is_multi_label(recipe):
         return _train_windows(recipe, run, dev, saved)
@@ -104,7 +126,7 @@ def _train(
             on_total=lambda n: progress.update(task, total=n),
         )
     _suggest_for_small_data(recipe, clips.used)
-    if recipe.train.cv_folds:
+    if recipe.train.cv_folds:  # one process only (refused under torchrun)
         _write_clip_reports(run, recipe, clips.bad, clips.duplicates)
         console.print(
             f"classes: {', '.join(clips.classes)}   clips: {len(clips.used)} in "
@@ -114,8 +136,9 @@ def _train(
         best = _report_test(run, recipe, dev, best)
         return TrainResult(run.path, best, pd.read_csv(run / CV_METRICS))
     data = clips.partition((clips.used["split"] == "val").to_numpy())
-    _write_clip_reports(run, recipe, data.bad, data.duplicates)
-    run.write_table("split.csv", data.split)
+    if main:
+        _write_clip_reports(run, recipe, data.bad, data.duplicates)
+        run.write_table("split.csv", data.split)
     n_unlabelled = int((data.train.targets < 0).sum())
     unlabelled = f" (+ {n_unlabelled} unlabelled)" if n_unlabelled else ""
     console.print(
@@ -129,11 +152,16 @@ def _train(
     console.print(f"objective: {spec.name}{why}   scores: {spec.activation.value}")
     fit.run()
     frame = pd.DataFrame(fit.state.history)
-    _finish(run, frame, fit.state.best, data.classes, recipe.train.metric)
-    calibration = store_calibration_and_thresholds(run / BEST, data, recipe, dev)
-    report_calibration(run, calibration, fit.state.best)
-    best = _report_test(run, recipe, dev, fit.state.best)
-    return TrainResult(run.path, best, frame)
+
+    def finish() -> dict[str, Any]:
+        _finish(run, frame, fit.state.best, data.classes, recipe.train.metric)
+        calibration = store_calibration_and_thresholds(run / BEST, data, recipe, dev)
+        report_calibration(run, calibration, fit.state.best)
+        return _report_test(run, recipe, dev, fit.state.best)
+
+    # Rank 0 alone selects, calibrates, plots and tests; the others wait for it to be done.
+    best = distributed.on_main(finish)
+    return TrainResult(run.path, best if best is not None else {}, frame)
 
 
 def _train_windows(

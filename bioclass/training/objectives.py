@@ -3,6 +3,11 @@
 What each objective is (activation, views, unlabelled clips, hard labels) is declared in
 `bioclass.recipe.objectives`; this module computes its loss. The embedding h is the model's
 penultimate layer (fc1 after ReLU); the classifier is fc on h.
+
+With several ranks (torchrun) the contrastive terms (SupCon, angular margin, CLAR's NT-Xent)
+are computed over the global batch: every rank's embeddings are gathered, with gradients
+flowing back, so N ranks of batch b contrast as one process of batch N*b does; cross-entropy
+is each rank's own mean, which DDP's gradient average makes the global mean.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from bioclass.losses import angular_margin_supervised, nt_xent, supcon
 from bioclass.models import Classifier, ProjectionHead
 from bioclass.recipe.objectives import ObjectiveSpec, resolve_objective
 from bioclass.recipe.schema import LossSection, Recipe
+from bioclass.runtime.distributed import all_gather
 
 
 @dataclass
@@ -106,7 +112,8 @@ class Objective:
             return self._classification(model.fc(model.dropout(h)), y, soft_target)
         if self.spec.staged:  # first stage: the contrastive term alone
             h = model.embed_spec(spec)  # (N, 1, F, M) -> (N, D)
-            return supcon(self.head(F.normalize(h, dim=1)), y, cfg.temperature)
+            z = self.head(F.normalize(h, dim=1))
+            return supcon(all_gather(z), all_gather(y), cfg.temperature)
         auxiliary = _AUXILIARY.get(self.name)
         if auxiliary is None:  # plain classification
             return self._classification(model.classify(spec), y, soft_target)
@@ -134,19 +141,20 @@ class Objective:
 
 def _supcon_term(objective: Objective, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """SoundCLR: SupCon on a linear projection of the normalised embedding."""
-    return supcon(objective.head(F.normalize(h, dim=1)), y, objective.cfg.temperature)
+    z = objective.head(F.normalize(h, dim=1))
+    return supcon(all_gather(z), all_gather(y), objective.cfg.temperature)
 
 
 def _angular_term(objective: Objective, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Supervised ACL: angular margin on the embedding."""
-    return angular_margin_supervised(h, y, objective.cfg.margin)
+    return angular_margin_supervised(all_gather(h), all_gather(y), objective.cfg.margin)
 
 
 def _clar_term(objective: Objective, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """CLAR: NT-Xent between the two views (rows [0, B) and [B, 2B)); labels are not used."""
     z = objective.head(h)
     n = z.shape[0] // 2
-    return nt_xent(z[:n], z[n:], objective.cfg.temperature)
+    return nt_xent(all_gather(z[:n]), all_gather(z[n:]), objective.cfg.temperature)
 
 
 # The term an objective adds to cross-entropy (weighted by loss.alpha); objectives not listed
