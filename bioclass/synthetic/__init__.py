@@ -7,6 +7,7 @@ Modules:
     ambience: non-stationary forest-like background noise.
     calls: the call generators of the synthetic species (``SPECIES``).
     dataset: labelled clips and long recordings with a truth table, written to disk.
+    soundscape: recordings with overlapping calls of several species and their annotation tables.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from bioclass.synthetic.dataset import (
     make_long_recording,
     synthesise_clip,
 )
+from bioclass.synthetic.soundscape import make_multilabel_recording, make_multilabel_soundscape
 
 __all__ = [
     "BACKGROUND_LABEL",
@@ -37,6 +39,8 @@ __all__ = [
     "make_clip",
     "make_clip_dataset",
     "make_long_recording",
+    "make_multilabel_recording",
+    "make_multilabel_soundscape",
     "random_profile",
     "synthesise_clip",
 ]
