@@ -18,7 +18,8 @@ import pandas as pd
 from bioclass.core.atomic import StagedFile, atomic_write_text
 from bioclass.outputs.tsv import tsv_field
 
-RAVEN_COLUMNS = [
+# The columns every Raven selection table starts with (a box: where and when it is).
+RAVEN_BOX_COLUMNS = [
     "Selection",
     "View",
     "Channel",
@@ -26,6 +27,9 @@ RAVEN_COLUMNS = [
     "End Time (s)",
     "Low Freq (Hz)",
     "High Freq (Hz)",
+]
+RAVEN_COLUMNS = [
+    *RAVEN_BOX_COLUMNS,
     "Begin Path",
     "File Offset (s)",
     "Annotation",

@@ -17,15 +17,10 @@ from pathlib import Path
 import pandas as pd
 
 from bioclass.annotations.review import REVIEW_COLUMNS
+from bioclass.outputs.raven import RAVEN_BOX_COLUMNS
 
 RAVEN_COLUMNS = [
-    "Selection",
-    "View",
-    "Channel",
-    "Begin Time (s)",
-    "End Time (s)",
-    "Low Freq (Hz)",
-    "High Freq (Hz)",
+    *RAVEN_BOX_COLUMNS,
     "Begin Path",
     "Begin File",
     "File Offset (s)",
