@@ -573,7 +573,7 @@ SCAN_OPTION_GROUPS = {
         "min_duration_s",
     ],
     "Outputs": ["out", "formats", "scores_path", "metadata", "truth"],
-    "Performance": ["batch_size", "workers", "device", "mode", "precision"],
+    "Performance": ["batch_size", "workers", "device", "mode", "precision", "backend"],
 }
 
 
@@ -595,7 +595,8 @@ SCAN_OPTION_GROUPS = {
     multiple=True,
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Checkpoint from `bioclass train`; repeat for an ensemble (scores averaged).",
+    help="Checkpoint from `bioclass train` (an ONNX file from `bioclass export` with "
+    "--backend onnxruntime); repeat for an ensemble (scores averaged).",
 )
 @click.option(
     "--out",
@@ -650,6 +651,14 @@ SCAN_OPTION_GROUPS = {
     default="fp32",
     show_default=True,
     help="bf16 on CPUs that support it; amp = autocast on CUDA.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["torch", "onnxruntime"]),
+    default="torch",
+    show_default=True,
+    help="torch: --model is a checkpoint; onnxruntime: --model is an ONNX file from "
+    "`bioclass export`, run on the CPU in exact mode, fp32.",
 )
 @click.option(
     "--threshold",

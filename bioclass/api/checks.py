@@ -119,6 +119,7 @@ SCAN = {
     "max_failures": count,
     "metadata": flag,
     "calibration": one_of(("on", "off")),
+    "backend": one_of(("torch", "onnxruntime")),
 }
 
 EMBED = {**INFERENCE, "window_seconds": positive, "hop_seconds": positive}

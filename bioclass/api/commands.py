@@ -106,7 +106,8 @@ def scan(
         **options: `bioclass scan`'s options by their parameter names: overlap, channels, mode,
             precision, device, batch_size, workers, threshold, thresholds_csv, keep_background,
             merge, min_gap_s, min_duration_s, formats, scores_path, max_failures, metadata,
-            calibration.
+            calibration, backend (`onnxruntime`: `model` is an ONNX file from `bioclass
+            export`).
 
     Raises:
         BioclassError: a bad argument or input, a refusal (another scan writing to `out`, an

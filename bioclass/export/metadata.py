@@ -15,12 +15,16 @@ from typing import Any
 from bioclass import __version__
 from bioclass.checkpoint import CheckpointInfo
 from bioclass.core.errors import BioclassError
+from bioclass.inference.exported import (
+    EXPORT_FORMAT,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    check_export_format,
+)
 from bioclass.inference.stream import WindowPlan
 
-# Raised when the meaning of an entry changes; readers refuse a newer one.
-EXPORT_FORMAT = 1
-INPUT_NAME = "waveform"
-OUTPUT_NAME = "logits"
+__all__ = ["EXPORT_FORMAT", "INPUT_NAME", "OUTPUT_NAME", "export_metadata", "read_metadata"]
+
 TORCHSCRIPT_EXTRA = "bioclass.json"
 
 
@@ -68,15 +72,7 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise BioclassError(f"exported model not found: {path}")
     metadata = _torchscript_metadata(path) if zipfile.is_zipfile(path) else _onnx_metadata(path)
-    version = metadata.get("bioclass_export_format")
-    if not isinstance(version, int):
-        raise BioclassError(f"{path}: its metadata has no bioclass_export_format; not an export")
-    if version > EXPORT_FORMAT:
-        raise BioclassError(
-            f"{path}: exported by a newer bioclass (export format {version}); upgrade "
-            "bioclass to read it"
-        )
-    return metadata
+    return check_export_format(path, metadata)
 
 
 def _torchscript_metadata(path: Path) -> dict[str, Any]:

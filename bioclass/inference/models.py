@@ -11,6 +11,7 @@ import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -29,14 +30,15 @@ class LoadedModels:
     """Models loaded from checkpoints that agree on classes, rate, window and activation.
 
     Attributes:
-        models: the inference models, in eval mode, in the order given.
-        paths: their checkpoint files.
+        models: the inference models, in eval mode, in the order given: PyTorch classifiers, or
+            exported files in another runtime (`exported.OnnxModel`; see `backends`).
+        paths: their checkpoint (or exported) files.
         info: the first checkpoint's description (what the ensemble agrees on).
         infos: every checkpoint's description, in the order given (each has its own
             calibration).
     """
 
-    models: list[Classifier]
+    models: list[Any]
     paths: list[Path]
     info: CheckpointInfo
     infos: tuple[CheckpointInfo, ...] = ()
@@ -85,6 +87,15 @@ def load_models(paths: list[Path], need_classes: bool = True) -> LoadedModels:
         model, ckpt = load(p)
         models.append(model)
         infos.append(checkpoint_info(ckpt, p))
+    return ensemble(models, paths, infos)
+
+
+def ensemble(models: list[Any], paths: list[Path], infos: list[CheckpointInfo]) -> LoadedModels:
+    """Loaded models as one ensemble, once they agree on what their averaged scores mean.
+
+    Raises:
+        BioclassError: members that disagree on classes, sample rate, window or activation.
+    """
     first = infos[0]
     for p, info in zip(paths[1:], infos[1:], strict=True):
         _check_agrees(p, info, paths[0], first)

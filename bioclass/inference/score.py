@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -37,6 +38,19 @@ log = logging.getLogger(__name__)
 # Input frames of real audio kept on each side of a fast-mode block, so windows at block edges
 # see the same context as windows in the middle (about the trunk's receptive-field half-width).
 CONTEXT_FRAMES = 48
+
+
+@runtime_checkable
+class WholeWindowModel(Protocol):
+    """A model another runtime runs (an exported file in onnxruntime): whole windows in, logits
+    out. It has no trunk of its own to share between windows, so it is scored in exact mode."""
+
+    def window_logits(self, waves: np.ndarray) -> np.ndarray:
+        """(N, window samples) float32 -> (N, classes) float32 logits."""
+        ...
+
+
+ScanModel = Classifier | WholeWindowModel
 
 
 class OutputKind(Enum):
@@ -185,9 +199,11 @@ class FeatureGrid:
 MIN_FAST_WINDOW_FEATURES = 3
 
 
-def fast_mode_problem(models: list[Classifier], plan: WindowPlan) -> str | None:
+def fast_mode_problem(models: Sequence[ScanModel], plan: WindowPlan) -> str | None:
     """Why fast mode would be too coarse for these models and windows, or None if it is fine."""
     for model in models:
+        if not isinstance(model, Classifier):
+            return "an exported model has no separate trunk to share between windows"
         grid = FeatureGrid.of(model, plan)
         step = grid.samples_per_feature / plan.sample_rate
         if grid.window_features < MIN_FAST_WINDOW_FEATURES:
@@ -204,8 +220,15 @@ def fast_mode_problem(models: list[Classifier], plan: WindowPlan) -> str | None:
     return None
 
 
-def resolve_mode(mode: str, models: list[Classifier], plan: WindowPlan) -> str:
-    """The mode to scan in: 'fast' becomes 'exact', with a warning, where it would blur windows."""
+def resolve_mode(mode: str, models: Sequence[ScanModel], plan: WindowPlan) -> str:
+    """The mode to scan in: 'fast' becomes 'exact', with a warning, where it would blur windows,
+    and with an info line for models of another runtime (which score whole windows only)."""
+    if mode == "fast" and not all(isinstance(m, Classifier) for m in models):
+        log.info(
+            "fast mode needs the model's trunk, which an exported model does not expose: "
+            "scanning in exact mode"
+        )
+        return "exact"
     if mode == "fast" and (problem := fast_mode_problem(models, plan)):
         log.warning("%s: fast mode would blur windows, scanning in exact mode", problem)
         return "exact"
@@ -226,7 +249,7 @@ def _fast_blocks(
 
 @torch.no_grad()
 def _scores_exact(
-    models: list[Classifier],
+    models: Sequence[ScanModel],
     audio: np.ndarray,
     output: WindowOutput,
     device: torch.device,
@@ -237,15 +260,20 @@ def _scores_exact(
     For an embedding `output` it is the embedding h (streams, K, D) instead.
     """
     n_streams, n, _ = audio.shape
-    wave = torch.from_numpy(audio.reshape(n_streams * n, -1)).to(device)  # (S*K, window)
+    flat = audio.reshape(n_streams * n, -1)  # (S*K, window)
+    wave = torch.from_numpy(flat).to(device)
     total = None
     for i, model in enumerate(models):
-        with autocast(device, inference_dtype(device, precision)):
-            spec = model.spectrogram(wave)  # (S*K, window) -> (S*K, 1, frames, mels)
-            if device.type in CHANNELS_LAST_DEVICES:
-                spec = spec.contiguous(memory_format=torch.channels_last)
-            # (S*K, 1, frames, mels) -> (S*K, D) embeddings, or (S*K, C) logits
-            out = model.embed_spec(spec) if output.is_embedding else model.classify(spec)
+        if isinstance(model, Classifier):
+            with autocast(device, inference_dtype(device, precision)):
+                spec = model.spectrogram(wave)  # (S*K, window) -> (S*K, 1, frames, mels)
+                if device.type in CHANNELS_LAST_DEVICES:
+                    spec = spec.contiguous(memory_format=torch.channels_last)
+                # (S*K, 1, frames, mels) -> (S*K, D) embeddings, or (S*K, C) logits
+                out = model.embed_spec(spec) if output.is_embedding else model.classify(spec)
+        else:
+            # Another runtime's model takes the windows as they are: (S*K, window) -> (S*K, C).
+            out = torch.from_numpy(model.window_logits(flat))
         scores = _finish(out, output, i)
         total = scores if total is None else total + scores
     return (total / len(models)).cpu().numpy().reshape(n_streams, n, -1)
@@ -301,7 +329,7 @@ class ScanCancelled(Exception):
 
 def score_file(
     path: Path | InMemoryRecording,
-    models: list[Classifier],
+    models: Sequence[ScanModel],
     output: WindowOutput | Activation | str,
     plan: WindowPlan,
     channels: str | int = "mix",
@@ -316,7 +344,8 @@ def score_file(
     Args:
         path: any file libsndfile decodes, or a waveform in memory.
         models: classifiers in eval mode on `device`, all trained on `plan.sample_rate`
-            (prepared with `prepare_for_inference` for speed).
+            (prepared with `prepare_for_inference` for speed), or models of another runtime
+            (`WholeWindowModel`, class scores in exact mode only; see `backends`).
         output: what each window yields: `WindowOutput.class_scores(score_maps)`, or
             `WindowOutput.embedding()` for each window's embedding h (`bioclass embed`). A bare
             activation (or its stored string) means uncalibrated class scores with it.
@@ -340,6 +369,10 @@ def score_file(
     device = torch.device(device)
     if mode not in ("fast", "exact"):
         raise BioclassError(f"unknown scan mode '{mode}' (use fast or exact)")
+    exported = not all(isinstance(m, Classifier) for m in models)
+    if exported and (mode == "fast" or output.is_embedding):
+        # `resolve_mode` turns fast into exact for them; embeddings need the torch model.
+        raise BioclassError("an exported model gives class scores in exact mode only")
     with RecordingReader(path, plan.sample_rate, channels) as reader:
         # A recording of one window or less is scored exactly: it is exactly a training clip.
         reader.available_until(plan.window_samples + 1)

@@ -32,6 +32,7 @@ class ScanOptions:
     overlap: float | None = None  # fraction of a window; instead of hop_seconds
     channels: str | int = "mix"
     mode: str = "fast"  # fast (shared trunk per block) | exact (every window on its own)
+    backend: str = "torch"  # torch (checkpoints) | onnxruntime (exported ONNX files; exact)
     precision: str = "fp32"  # fp32 | bf16 | amp
     device: str = "auto"
     batch_size: int = 64
@@ -62,6 +63,8 @@ class ScanOptions:
             raise BioclassError("give --hop or --overlap, not both")
         if self.calibration not in (None, "on", "off"):
             raise BioclassError(f"--calibration must be on or off, got {self.calibration!r}")
+        if self.backend not in ("torch", "onnxruntime"):
+            raise BioclassError(f"unknown backend {self.backend!r} (use torch or onnxruntime)")
         if self.top_n is not None and self.top_n < 1:
             raise BioclassError(f"--top-n must be at least 1, got {self.top_n}")
         unknown = set(self.formats) - set(FORMATS)
@@ -92,7 +95,7 @@ def score_params(
     thresholds, the event rules, the formats) re-uses the stored scores. `calibrated`: whether
     the scores are calibrated (the calibration itself is in the checkpoint, so in its hash).
     """
-    return {
+    params = {
         "models": model_hashes,
         "bioclass": __version__,  # inference code can change scores in the last digits
         "sample_rate": plan.sample_rate,
@@ -106,3 +109,8 @@ def score_params(
         "block": options.batch_size if options.mode == "fast" else None,
         "calibrated": calibrated,
     }
+    if options.backend != "torch":
+        # Another runtime's kernels round differently. Only added for it, so the parts that
+        # torch scans stored before backends existed keep their keys.
+        params["backend"] = options.backend
+    return params

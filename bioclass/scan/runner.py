@@ -16,12 +16,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from bioclass.core.errors import BioclassError
-from bioclass.inference.models import load_models, prepare_for_inference
+from bioclass.inference.backends import load_backend
 from bioclass.inference.score import FileScores, WindowOutput, resolve_mode, score_file
 from bioclass.inference.stream import WindowPlan
 from bioclass.outputs import writers
-from bioclass.runtime.device import pick_device
-from bioclass.runtime.precision import check_inference_precision
 from bioclass.scan.assemble import check_output_folders, write_outputs
 from bioclass.scan.channels import check_channel_exists
 from bioclass.scan.classfilter import written_classes
@@ -53,7 +51,8 @@ def scan(
 
     Args:
         files: audio files, in output order.
-        model_paths: checkpoints from `bioclass train`.
+        model_paths: checkpoints from `bioclass train` (`options.backend` torch), or ONNX files
+            from `bioclass export` (onnxruntime).
         options: the user's choices.
         on_file: called after each file with its path and audio seconds (progress).
         on_start: called once every choice has been checked against the models (they load,
@@ -80,12 +79,8 @@ def _scan(
     started: float,
 ) -> ScanSummary:
     """The scan itself, run while the outputs are locked (arguments as for `scan`)."""
-    loaded = load_models(model_paths)
+    loaded, device = load_backend(model_paths, options.backend, options.device, options.precision)
     info = loaded.info
-    device = pick_device(options.device)
-    check_inference_precision(device, options.precision)
-    for m in loaded.models:
-        prepare_for_inference(m, device)
     plan = WindowPlan.from_seconds(
         info.sample_rate, info.window_seconds, options.hop_for(info.window_seconds)
     )
@@ -115,9 +110,10 @@ def _scan(
     params = score_params(loaded.hashes, plan, options, device, calibrated)
     output = WindowOutput.class_scores(score_maps)
     log.info(
-        "scanning %d file(s) with %s on %s: %s mode, %s, window %.3g s, hop %.3g s",
+        "scanning %d file(s) with %s in %s on %s: %s mode, %s, window %.3g s, hop %.3g s",
         len(files),
         ", ".join(p.name for p in loaded.paths),
+        options.backend,
         device,
         options.mode,
         options.precision,
