@@ -248,6 +248,24 @@ def test_kaleidoscope_table_has_kaleidoscopes_columns(scanned: Path, season: Pat
     assert set(table["CHANNEL"]) == {0} and set(table["MANUAL ID"]) == {""}
 
 
+def test_kaleidoscope_dates_are_the_detections_moment_and_12_hours_earlier(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "k.csv"
+    # An AudioMoth-style name: recording started 2024-05-01 23:59:30.
+    recording = tmp_path / "AM01_20240501_235930.wav"
+    table = KaleidoscopeCsv(target, [recording])
+    table.add(recording, events([(10.0, 11.0, "owl", 0.9), (30.5, 31.0, "owl", 0.8)]))
+    table.commit()
+    loaded = pd.read_csv(target, keep_default_na=False, dtype=str)
+    dates = ["DATE", "TIME", "HOUR", "DATE-12", "TIME-12", "HOUR-12"]
+    assert loaded[dates].values.tolist() == [
+        ["2024-05-01", "23:59:40", "23", "2024-05-01", "11:59:40", "11"],
+        # Past midnight: the date turns, DATE-12 keeps the night's evening date.
+        ["2024-05-02", "00:00:00", "0", "2024-05-01", "12:00:00", "12"],
+    ]
+
+
 def test_kaleidoscope_quotes_commas_and_leaves_folder_empty_at_the_top(tmp_path: Path) -> None:
     target = tmp_path / "k.csv"
     recording = tmp_path / "site 1, north.wav"
@@ -262,6 +280,7 @@ def test_kaleidoscope_quotes_commas_and_leaves_folder_empty_at_the_top(tmp_path:
         "CHANNEL": 1,
         "OFFSET": 1.5,
         "DURATION": 1.0,
+        **dict.fromkeys(["DATE", "TIME", "HOUR", "DATE-12", "TIME-12", "HOUR-12"], ""),
         "AUTO ID": "trill",
         "SCORE": 0.9,
         "MANUAL ID": "",

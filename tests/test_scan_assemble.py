@@ -137,10 +137,15 @@ def test_outputs_are_assembled_from_stored_parts(scanned, tmp_path: Path) -> Non
     assert (scores / "site" / "plain.txt").read_text() == "0.5000\t1.4000\t0.70\n"
     indir = (tmp_path / "audio").resolve()
     assert (out / "det.kaleidoscope.csv").read_text().splitlines() == [
-        "INDIR,FOLDER,IN FILE,CHANNEL,OFFSET,DURATION,AUTO ID,SCORE,MANUAL ID",
-        f"{indir},,rec_20240501_053000.wav,0,0.0,1.5,bird,0.8,",
-        f"{indir},,rec_20240501_053000.wav,0,1.5,0.7,frog,0.7,",
-        f"{indir},site,plain.wav,0,0.5,0.9,frog,0.7,",
+        "INDIR,FOLDER,IN FILE,CHANNEL,OFFSET,DURATION,DATE,TIME,HOUR,DATE-12,TIME-12,HOUR-12,"
+        "AUTO ID,SCORE,MANUAL ID",
+        # The file name's start time plus OFFSET, and the same 12 hours earlier; a name
+        # without a time leaves them empty.
+        f"{indir},,rec_20240501_053000.wav,0,0.0,1.5,2024-05-01,05:30:00,5,2024-04-30,17:30:00,17,"
+        "bird,0.8,",
+        f"{indir},,rec_20240501_053000.wav,0,1.5,0.7,2024-05-01,05:30:01,5,2024-04-30,17:30:01,17,"
+        "frog,0.7,",
+        f"{indir},site,plain.wav,0,0.5,0.9,,,,,,,frog,0.7,",
     ]
     assert (out / "det.failed.csv").read_text() == (
         f"file,error\n{tmp_path / 'audio' / 'broken.wav'},broken.wav: cannot decode\n"
