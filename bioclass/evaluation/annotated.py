@@ -321,6 +321,22 @@ def _evaluated_recordings(
 
 def _evaluated_classes(inputs: EvaluationInputs, truth: GroundTruth, notes: list[str]) -> list[str]:
     background = inputs.background_label
+    if inputs.top_n is not None and inputs.top_n > 1:
+        notes.append(
+            f"{inputs.source} was scanned with --top-n {inputs.top_n} (its manifest): a window "
+            f"carries up to {inputs.top_n} labels, each counted as a detection of its class"
+        )
+    if inputs.classes is not None and inputs.written is not None:
+        # The scan never wrote the others: their boxes would all be misses of a search
+        # nobody ran.
+        left_out = [c for c in inputs.classes if c not in inputs.written and c != background]
+        notes.append(
+            f"{inputs.source} was scanned with --classes/--exclude-classes (its manifest): only "
+            f"the {len(inputs.written)} class(es) it wrote are evaluated "
+            f"({', '.join(inputs.written)}); the model's other class(es) "
+            f"({', '.join(left_out) or 'none'}) are left out, their boxes not counted as misses"
+        )
+        return [c for c in inputs.classes if c in inputs.written and c != background]
     if inputs.classes is not None:
         return [c for c in inputs.classes if c != background]
     notes.append(
@@ -335,6 +351,18 @@ def _note_ignored_box_labels(
     boxes: pd.DataFrame, class_index: dict[str, int], inputs: EvaluationInputs, notes: list[str]
 ) -> None:
     unknown = Counter(label for label in boxes["label"] if label not in class_index)
+    if inputs.written is not None:
+        # Classes the model has but the scan did not write: said apart (see _evaluated_classes).
+        model_classes = set(inputs.classes or ())
+        model_classes.discard(inputs.background_label)
+        filtered = {k: n for k, n in unknown.items() if k in model_classes}
+        if filtered:
+            listed = ", ".join(f"{label} ({n})" for label, n in sorted(filtered.items()))
+            notes.append(
+                f"box(es) of class(es) the scan did not write, ignored, not counted as misses: "
+                f"{listed}"
+            )
+        unknown = Counter({k: n for k, n in unknown.items() if k not in model_classes})
     if not unknown:
         return
     listed = ", ".join(
@@ -467,6 +495,9 @@ def _summary(
         "recordings": len(recordings),
         "annotated_hours": float((extent["end_time"] - extent["start_time"]).sum()) / 3600,
         "classes": classes,
+        # The scan's --classes/--exclude-classes left the model's other classes out.
+        "classes_written_by_scan": inputs.written,
+        "top_n": inputs.top_n,
         "background_label": inputs.background_label,
         "thresholds": inputs.thresholds,
         "threshold_origin": inputs.threshold_origin,

@@ -47,6 +47,10 @@ class EvaluationInputs:
         thresholds: per class, the threshold the detections (and the window decisions) used.
         threshold_origin: where the thresholds came from, for the report.
         notes: what could not be done with this source, and why (reported as skips).
+        written: the classes the scan wrote labels of, when its `--classes` /
+            `--exclude-classes` left some out (from its manifest); None: every class. Only
+            these are evaluated: the others were never looked for.
+        top_n: the scan's `--top-n` (labels per window), None when it wrote its top class.
     """
 
     source: str
@@ -58,6 +62,8 @@ class EvaluationInputs:
     thresholds: dict[str, float] | None = None
     threshold_origin: str = ""
     notes: list[str] = field(default_factory=list)
+    written: list[str] | None = None
+    top_n: int | None = None
 
 
 def source_kind(path: Path) -> str:

@@ -35,6 +35,7 @@ from bioclass.evaluation.sources import (
     source_kind,
 )
 from bioclass.evaluation.thresholds import choose_thresholds
+from bioclass.scan.classfilter import written_classes
 from bioclass.scan.events import Detector, events_from_score_matrix
 from bioclass.scan.options import ScanOptions
 from bioclass.scan.runner import scan
@@ -149,17 +150,47 @@ def detections_inputs(path: Path) -> EvaluationInputs:
     else:
         scores, _ = read_score_matrix(found)
         _check_same_classes(found, _columns(scores), manifest["classes"], manifest_path)
+    classes = list(manifest["classes"])
+    filters = manifest_filters(manifest, manifest_path)
     return EvaluationInputs(
         str(path),
         "detections",
         detections,
         scores=scores,
-        classes=list(manifest["classes"]),
+        classes=classes,
         background_label=str(manifest.get("background_label", "background")),
         thresholds=dict(manifest.get("thresholds") or {}),
         threshold_origin=f"the scan's, from {manifest_path.name}",
         notes=notes,
+        written=_written(classes, filters),
+        top_n=filters.top_n,
     )
+
+
+def manifest_filters(manifest: dict, where: Path) -> ScanOptions:
+    """The scan's `--classes`, `--exclude-classes` and `--top-n`, as its manifest records them
+    (manifests from before those options record none: no filter, one label per window).
+
+    Raises:
+        SourceError: values no scan writes, or names the manifest's classes do not have.
+    """
+    try:
+        chosen = manifest.get("classes_filter")
+        options = ScanOptions(
+            out=Path("-"),
+            classes_filter=None if chosen is None else tuple(map(str, chosen)),
+            exclude_classes=tuple(map(str, manifest.get("exclude_classes") or ())),
+            top_n=None if manifest.get("top_n") is None else int(manifest["top_n"]),
+        )
+        written_classes(list(manifest["classes"]), options)  # names it does not have
+    except (BioclassError, TypeError, ValueError) as exc:
+        raise SourceError(f"{where}: its class filters cannot be used ({exc})") from None
+    return options
+
+
+def _written(classes: list[str], filters: ScanOptions) -> list[str] | None:
+    keep = written_classes(classes, filters)
+    return None if keep.all() else [c for c, k in zip(classes, keep, strict=True) if k]
 
 
 def scores_inputs(path: Path, thresholds: ThresholdChoices) -> EvaluationInputs:
@@ -171,8 +202,9 @@ def scores_inputs(path: Path, thresholds: ThresholdChoices) -> EvaluationInputs:
         _check_same_classes(path, classes, manifest["classes"], Path("its manifest"))
         background = str(manifest.get("background_label", "background"))
         stored = manifest.get("thresholds")
-        options = ScanOptions(
-            out=Path("-"),
+        # The events the scan wrote: its rules, class filters and labels per window included.
+        options = replace(
+            manifest_filters(manifest, path),
             keep_background=bool(manifest.get("keep_background", False)),
             merge=bool(manifest.get("merge", True)),
             min_gap_s=float(manifest.get("min_gap_s", 0.0)),
@@ -188,7 +220,13 @@ def scores_inputs(path: Path, thresholds: ThresholdChoices) -> EvaluationInputs:
     chosen, origin = choose_thresholds(
         classes, stored, origin, thresholds.threshold, thresholds.thresholds_csv
     )
-    detector = Detector(classes, np.array([chosen[c] for c in classes]), background)
+    written = _written(classes, options)
+    detector = Detector(
+        classes,
+        np.array([chosen[c] for c in classes]),
+        background,
+        None if written is None else written_classes(classes, options),
+    )
     events = events_from_score_matrix(matrix, detector, options)
     return EvaluationInputs(
         str(path),
@@ -200,6 +238,8 @@ def scores_inputs(path: Path, thresholds: ThresholdChoices) -> EvaluationInputs:
         thresholds=chosen,
         threshold_origin=origin,
         notes=notes,
+        written=written,
+        top_n=options.top_n,
     )
 
 
