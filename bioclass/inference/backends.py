@@ -9,7 +9,6 @@ outputs are the same code whichever backend runs.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import torch
@@ -24,8 +23,6 @@ from bioclass.inference.models import (
 )
 from bioclass.runtime.device import pick_device
 from bioclass.runtime.precision import check_inference_precision
-
-log = logging.getLogger(__name__)
 
 TORCH = "torch"
 ONNXRUNTIME = "onnxruntime"

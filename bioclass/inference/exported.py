@@ -97,7 +97,7 @@ class OnnxModel:
     Attributes:
         path: the file.
         info: what its metadata says (as a checkpoint's description).
-        window_samples: the fixed input length.
+        metadata: all of it, as `bioclass export` wrote it.
     """
 
     def __init__(self, path: Path, threads: int) -> None:
@@ -132,7 +132,6 @@ class OnnxModel:
         self.path = path
         self.metadata = check_export_format(path, metadata)
         self.info = info_from_metadata(path, self.metadata)
-        self.window_samples = int(self.metadata.get("window_samples", 0))
         names = (
             [i.name for i in self.session.get_inputs()],
             [o.name for o in self.session.get_outputs()],
