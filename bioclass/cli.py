@@ -20,7 +20,7 @@ from bioclass.core.errors import BioclassError
 from bioclass.core.stderr_filter import library_noise_filtered
 from bioclass.recipe.vocab import POOLINGS
 from bioclass.runtime.interrupt import StoppedAtOnce
-from bioclass.scan.options import FORMATS
+from bioclass.scan.options import BACKENDS, FORMATS
 
 DEVICES = click.Choice(["auto", "cpu", "cuda", "mps"], case_sensitive=False)
 
@@ -654,7 +654,7 @@ SCAN_OPTION_GROUPS = {
 )
 @click.option(
     "--backend",
-    type=click.Choice(["torch", "onnxruntime"]),
+    type=click.Choice(BACKENDS),
     default="torch",
     show_default=True,
     help="torch: --model is a checkpoint; onnxruntime: --model is an ONNX file from "

@@ -92,6 +92,12 @@ def formats(name: str, value: Any) -> tuple[str, ...]:
     return chosen
 
 
+def backend(name: str, value: Any) -> str:
+    from bioclass.scan.options import BACKENDS
+
+    return one_of(BACKENDS)(name, value)
+
+
 Rule = Callable[[str, Any], Any]
 
 # The inference options `predict`, `scan` and `embed` share (as the CLI's options check them).
@@ -119,7 +125,7 @@ SCAN = {
     "max_failures": count,
     "metadata": flag,
     "calibration": one_of(("on", "off")),
-    "backend": one_of(("torch", "onnxruntime")),
+    "backend": backend,
 }
 
 EMBED = {**INFERENCE, "window_seconds": positive, "hop_seconds": positive}

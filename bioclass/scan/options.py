@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 # Detection formats a scan writes (--format); the score matrix has its own option (--scores).
 FORMATS = ("csv", "raven", "audacity", "kaleidoscope")
 DEFAULT_FORMATS = ("csv",)
+# Where the models run (--backend): checkpoints in PyTorch, exported ONNX files in onnxruntime.
+BACKENDS = ("torch", "onnxruntime")
 
 
 @dataclass(frozen=True)
@@ -63,8 +65,8 @@ class ScanOptions:
             raise BioclassError("give --hop or --overlap, not both")
         if self.calibration not in (None, "on", "off"):
             raise BioclassError(f"--calibration must be on or off, got {self.calibration!r}")
-        if self.backend not in ("torch", "onnxruntime"):
-            raise BioclassError(f"unknown backend {self.backend!r} (use torch or onnxruntime)")
+        if self.backend not in BACKENDS:
+            raise BioclassError(f"unknown backend {self.backend!r} (use {' or '.join(BACKENDS)})")
         if self.top_n is not None and self.top_n < 1:
             raise BioclassError(f"--top-n must be at least 1, got {self.top_n}")
         unknown = set(self.formats) - set(FORMATS)
