@@ -198,6 +198,18 @@ def test_train_with_distill_teachers_resumes_like_any_run(
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_the_api_distils_as_the_command_does(trained: Path, tmp_path: Path) -> None:
+    import bioclass
+
+    result = bioclass.distill(
+        trained / "model.pt", "cnn10_half", tmp_path / "s", overrides={"train.iterations": 3}
+    )
+    assert (result.run_dir / "model.pt").is_file()
+    assert read_checkpoint(result.run_dir / "model.pt")["model_name"] == "cnn10_half"
+    with pytest.raises(bioclass.BioclassError, match="student must be a model name"):
+        bioclass.distill(trained / "model.pt", 7, tmp_path / "t")  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
