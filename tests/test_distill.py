@@ -52,6 +52,30 @@ def test_a_teacher_replays_the_students_augmentation_exactly() -> None:
     assert torch.equal(replayed, lam_mixed)
 
 
+def test_an_ensemble_scores_the_mean_of_its_teachers_matched_by_class_name(
+    trained: Path,
+) -> None:
+    from bioclass.training.distill import Teachers
+
+    ckpt = read_checkpoint(trained / "model.pt")
+    classes = list(ckpt["classes"])
+    dev = torch.device("cpu")
+    rate = ckpt["frontend"]["sample_rate"]
+    one = Teachers.load([str(trained / "model.pt")], classes, rate, dev)
+    flipped = Teachers.load([str(trained / "model.pt")], classes[::-1], rate, dev)
+    wave = torch.randn(4, rate)
+    plain = AugmentSection()
+    shape = one.members[0].model.spectrogram(wave).shape
+    p = one.scores(wave, plain, AugmentDraws(), shape, 1.0)
+    q = flipped.scores(wave, plain, AugmentDraws(), shape, 1.0)
+    assert torch.allclose(q, p.flip(1))  # the same class, wherever the student puts it
+    pair = Teachers(one.members + flipped.members)
+    mean = pair.scores(wave, plain, AugmentDraws(), shape, 1.0)
+    assert torch.allclose(mean, (p + p.flip(1)) / 2)
+    hot = one.scores(wave, plain, AugmentDraws(), shape, 4.0)
+    assert float(hot.std()) < float(p.std())  # a higher temperature softens the scores
+
+
 def test_labelled_loss_equals_the_plain_objective_when_every_row_is_labelled() -> None:
     torch.manual_seed(0)
     logits = torch.randn(5, 4)
