@@ -1,7 +1,8 @@
 """bioclass: train species classifiers on labelled clips and scan long field recordings.
 
-The Python API (`bioclass.load_model`, `scan`, `train`, `evaluate`, `embed`, `BioclassError`)
-is imported on first use, so `import bioclass` stays as cheap as the command line needs it.
+The Python API (`bioclass.load_model`, `scan`, `train`, `distill`, `evaluate`, `embed`,
+`BioclassError`) is imported on first use, so `import bioclass` stays as cheap as the command
+line needs it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_API = ("load_model", "Model", "train", "evaluate")
+_API = ("load_model", "Model", "train", "distill", "evaluate")
 # Commands whose API function shares its name with the package that implements the command.
 _COMMAND_PACKAGES = ("scan", "embed")
 

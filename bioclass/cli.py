@@ -54,7 +54,17 @@ def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # Workflow order: what a new user does first comes first in `bioclass --help`.
-WORKFLOW = ("train", "evaluate", "scan", "review", "embed", "pretrain", "export", "models")
+WORKFLOW = (
+    "train",
+    "evaluate",
+    "scan",
+    "review",
+    "embed",
+    "pretrain",
+    "distill",
+    "export",
+    "models",
+)
 
 
 class WorkflowGroup(click.Group):
@@ -202,6 +212,61 @@ def train(
     loaded = load_recipe(recipe, overrides)
     if out is None:
         out = Path("runs") / f"{recipe.stem}-{datetime.now():%Y%m%d-%H%M%S}"
+    run_training(loaded, out, device=device)
+
+
+@main.command(
+    short_help="Train a small, fast student to reproduce trained models' scores.",
+    epilog=examples(
+        "bioclass distill runs/cnn10/model.pt --student mobilenetv1 --out runs/student",
+        "bioclass distill runs/a/model.pt runs/b/model.pt --student cnn6 "
+        "--set data.unlabelled=[field/] --set distill.weight=0.7",
+    ),
+)
+@click.argument(
+    "teachers", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path)
+)
+@click.option("--student", required=True, help="Architecture of the student (see bioclass models).")
+@click.option(
+    "--recipe",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Recipe for the student's data and training (default: the first teacher's recipe).",
+)
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="SECTION.KEY=VALUE",
+    help="Override a recipe value (repeatable), e.g. --set distill.temperature=2",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Run directory (default: runs/distill-<student>-<time>).",
+)
+@click.option("--device", type=DEVICES, default="auto", show_default=True)
+@verbosity_options
+@_friendly
+def distill(
+    teachers: tuple[Path, ...],
+    student: str,
+    recipe: Path | None,
+    overrides: tuple[str, ...],
+    out: Path | None,
+    device: str,
+) -> None:
+    """Train a STUDENT model on the scores of one or more TEACHERS (trained checkpoints).
+
+    The student trains as `bioclass train` does, on the recipe's data (and `data.unlabelled`
+    audio, which the teachers score), and is an ordinary model for scan and evaluate. An
+    interrupted run continues with `bioclass train --resume RUN`.
+    """
+    from bioclass.training.distill import distill_recipe
+    from bioclass.training.loop import train as run_training
+
+    loaded = distill_recipe(list(teachers), student, recipe, overrides)
+    if out is None:
+        out = Path("runs") / f"distill-{loaded.model.name}-{datetime.now():%Y%m%d-%H%M%S}"
     run_training(loaded, out, device=device)
 
 

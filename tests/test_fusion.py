@@ -31,6 +31,7 @@ CLIP_SAMPLES = FRONTEND.sample_rate
 EXPECTED_FOLDS = {
     "cnn6": 4,  # 4 blocks x 1 conv
     "cnn10": 8,  # 4 blocks x 2 convs
+    "cnn10_half": 8,  # as cnn10, at half the width
     "cnn14": 12,  # 6 blocks x 2 convs
     # 13 pointwise convs + the 9 depthwise convs that keep the resolution. In the stem and the
     # 4 downsampling depthwise convs a 2x2 average pool sits between conv and BN, so the pair is

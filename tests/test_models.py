@@ -32,6 +32,7 @@ PAPER_PARAMS_M = {
 EMBED_DIMS = {
     "cnn6": 512,
     "cnn10": 512,
+    "cnn10_half": 256,
     "cnn14": 2048,
     "mobilenetv1": 1024,
     "resnet22": 2048,
@@ -52,7 +53,15 @@ def _wave(batch: int, n_samples: int, seed: int = 0) -> torch.Tensor:
 
 
 def test_registry_names():
-    assert MODEL_NAMES == ("cnn6", "cnn10", "cnn14", "mobilenetv1", "resnet22", "wideresnet28_2")
+    assert MODEL_NAMES == (
+        "cnn6",
+        "cnn10",
+        "cnn10_half",
+        "cnn14",
+        "mobilenetv1",
+        "resnet22",
+        "wideresnet28_2",
+    )
     assert set(EMBED_DIMS) == set(MODEL_NAMES)
 
 

@@ -3,8 +3,9 @@
     model = bioclass.load_model("runs/quickstart/model.pt")
     scores = model.predict("recordings/", hop=0.5)   # DataFrame, (file, start, end) x classes
 
-`load_model` and `Model` (`model`), `scan`, `train`, `evaluate`, `embed` (`commands`); the
-command line's procedures underneath, and nothing printed unless `progress=True` (`reporting`).
+`load_model` and `Model` (`model`), `scan`, `train`, `distill`, `evaluate`, `embed`
+(`commands`); the command line's procedures underneath, and nothing printed unless
+`progress=True` (`reporting`).
 Arguments are checked as the CLI's options are (`checks`); every refusal is a `BioclassError`.
 """
 
@@ -12,6 +13,7 @@ from bioclass.api.commands import (
     EmbedResult,
     EvaluationResult,
     ScanResult,
+    distill,
     embed,
     evaluate,
     scan,
@@ -24,6 +26,7 @@ __all__ = [
     "EvaluationResult",
     "Model",
     "ScanResult",
+    "distill",
     "embed",
     "evaluate",
     "load_model",

@@ -203,6 +203,47 @@ def train(
         return run_training(loaded, checks.path("out", out), device=device)
 
 
+def distill(
+    teachers: str | Path | Sequence[str | Path],
+    student: str,
+    out: str | Path | None = None,
+    *,
+    recipe: str | Path | None = None,
+    overrides: Mapping[str, Any] | Sequence[str] = (),
+    device: str = "auto",
+    progress: bool = False,
+) -> TrainResult:
+    """Train a `student` architecture on the scores of trained `teachers`, as `bioclass distill
+    TEACHERS --student NAME --out OUT` does (resume an interrupted run with `train(resume=...)`).
+
+    Args:
+        teachers: one checkpoint or several (an ensemble: the mean of their scores).
+        student: the student's architecture (a `bioclass models` name).
+        out: the run directory (default `runs/distill-<student>-<date>-<time>`).
+        recipe: the student's data and training (default: the first teacher's recipe).
+        overrides: recipe values to change, e.g. `{"distill.temperature": 2}`.
+        device, progress: as for `train`.
+
+    Returns:
+        as `train`.
+    """
+    from bioclass.training.distill import distill_recipe
+    from bioclass.training.loop import train as run_training
+
+    checks.flag("progress", progress)
+    checks.one_of(checks.DEVICES)("device", device)
+    listed = [teachers] if isinstance(teachers, (str, Path)) else list(teachers)
+    paths = [checks.path("teachers", t) for t in listed]
+    if not isinstance(student, str):
+        raise BioclassError(f"student must be a model name, got {student!r}")
+    source = None if recipe is None else checks.path("recipe", recipe)
+    loaded = distill_recipe(paths, student, source, _override_list(overrides))
+    if out is None:
+        out = Path("runs") / f"distill-{loaded.model.name}-{datetime.now():%Y%m%d-%H%M%S}"
+    with reporting(progress):
+        return run_training(loaded, checks.path("out", out), device=device)
+
+
 def evaluate(
     model: Any,
     data: str | Path | None = None,

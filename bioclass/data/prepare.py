@@ -22,7 +22,7 @@ from bioclass.data.duplicates import find_duplicates
 from bioclass.data.labels import LabelError, labels_from_csv, labels_from_folders, resolve_classes
 from bioclass.data.split import grouped_split, no_validation_reason
 from bioclass.data.unlabelled import mark_unlabelled, unlabelled_windows, withhold_labels
-from bioclass.recipe.objectives import resolve_objective
+from bioclass.recipe.objectives import resolve_objective, uses_unlabelled
 from bioclass.recipe.schema import Recipe
 
 log = logging.getLogger(__name__)
@@ -242,7 +242,7 @@ def _semi_supervised(
          unreadable unlabelled files)
     """
     d = recipe.data
-    uses_unlabelled = resolve_objective(recipe).learns_from_unlabelled
+    unlabelled_used = uses_unlabelled(recipe)
     bad = bad_table([])
     table = table.copy()
     table["labelled"] = table["split"].isin(["train", "val"])
@@ -257,7 +257,7 @@ def _semi_supervised(
             d.labelled_fraction,
         )
         table.loc[train.loc[~keep, "_row"].to_numpy(), "labelled"] = False
-        if uses_unlabelled:
+        if unlabelled_used:
             train = mark_unlabelled(train, keep)
         else:
             train = train[keep].reset_index(drop=True)
@@ -268,10 +268,10 @@ def _semi_supervised(
                 int((~keep).sum()),
             )
     if d.unlabelled:
-        if not uses_unlabelled:
+        if not unlabelled_used:
             log.warning(
                 "data.unlabelled is ignored: loss %s learns from labelled clips only "
-                "(use loss.name: clar)",
+                "(use loss.name: clar, or distill.teachers)",
                 recipe.loss.name,
             )
         else:

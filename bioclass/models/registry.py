@@ -9,7 +9,7 @@ from torch import nn
 
 from bioclass.core.errors import BioclassError
 from bioclass.models.classifier import Classifier
-from bioclass.models.cnn import cnn6, cnn10, cnn14
+from bioclass.models.cnn import cnn6, cnn10, cnn10_half, cnn14
 from bioclass.models.frontend import FrontendConfig
 from bioclass.models.mobilenet import mobilenetv1
 from bioclass.models.resnet import resnet22
@@ -21,6 +21,7 @@ from bioclass.recipe.schema import Recipe
 _REGISTRY: dict[str, Callable[..., Classifier]] = {
     "cnn6": cnn6,
     "cnn10": cnn10,
+    "cnn10_half": cnn10_half,
     "cnn14": cnn14,
     "mobilenetv1": mobilenetv1,
     "resnet22": resnet22,

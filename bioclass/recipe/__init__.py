@@ -4,6 +4,7 @@ from bioclass.recipe.load import (
     RecipeError,
     dump_recipe,
     load_recipe,
+    override_recipe,
     recipe_from_dict,
     recipe_to_dict,
 )
@@ -14,6 +15,7 @@ __all__ = [
     "RecipeError",
     "dump_recipe",
     "load_recipe",
+    "override_recipe",
     "recipe_from_dict",
     "recipe_to_dict",
 ]

@@ -61,6 +61,16 @@ def recipe_from_dict(data: dict[str, Any], source: str = "recipe") -> Recipe:
     return recipe
 
 
+def override_recipe(
+    data: dict[str, Any], overrides: typing.Sequence[str], source: str = "recipe"
+) -> Recipe:
+    """A recipe from nested plain data (paths already absolute, as a checkpoint holds them) with
+    `section.key=value` overrides applied (their relative paths: from the current directory)."""
+    overridden = parse_overrides(overrides)
+    _resolve_paths(overridden, Path.cwd())
+    return recipe_from_dict(_merge(data, overridden), source=source)
+
+
 def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
     """Nested plain data (JSON/YAML-able) of a recipe."""
     return dataclasses.asdict(recipe)

@@ -75,6 +75,17 @@ def is_multi_label(recipe: Recipe) -> bool:
     return bool(recipe.data.annotations or recipe.data.reviewed)
 
 
+def distils(recipe: Recipe) -> bool:
+    """Whether the recipe learns from teachers' scores (`distill.teachers`)."""
+    return bool(recipe.distill.teachers)
+
+
+def uses_unlabelled(recipe: Recipe) -> bool:
+    """Whether clips without a label take part in training: the objective learns from them
+    (clar), or teachers score them (distillation)."""
+    return resolve_objective(recipe).learns_from_unlabelled or distils(recipe)
+
+
 def resolve_objective(recipe: Recipe) -> ObjectiveSpec:
     """The recipe's objective; `auto` is bce with MixUp or multi-label windows (sigmoid
     scores), else ce."""
@@ -148,6 +159,23 @@ def multi_label_problem(recipe: Recipe) -> str | None:
             f"data.unlabelled, labelled_per_class and labelled_fraction are for clip "
             f"training; {keys} train on every annotated window"
         )
+    return None
+
+
+def distill_problem(recipe: Recipe) -> str | None:
+    """Why the recipe cannot learn from teachers, if it cannot: distillation compares the
+    student's class scores with the teachers', which a contrastive or staged objective does not
+    produce on every step."""
+    if not distils(recipe) or recipe.loss.name not in LOSS_NAMES:
+        return None
+    spec = resolve_objective(recipe)
+    if not spec.soft_targets or spec.views != 1:
+        return (
+            f"distill.teachers needs loss.name auto, ce or bce (the student learns class "
+            f"scores), not {recipe.loss.name}"
+        )
+    if recipe.model.freeze_encoder:
+        return "distill.teachers trains the whole student: set model.freeze_encoder: false"
     return None
 
 

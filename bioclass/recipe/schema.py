@@ -306,6 +306,17 @@ class PretrainSection:
 
 
 @dataclass(frozen=True)
+class DistillSection:
+    """Knowledge distillation (`bioclass distill`): the model learns the scores of trained
+    teachers on every training window (labelled clips, and `data.unlabelled` audio) beside the
+    labels' own loss."""
+
+    teachers: list[str] = field(default_factory=list)  # classifier checkpoints (an ensemble)
+    weight: float = 0.5  # share of the loss on the teachers' scores; the rest on the labels
+    temperature: float = 1.0  # teacher and student logits are divided by it before comparing
+
+
+@dataclass(frozen=True)
 class Recipe:
     """A whole training recipe."""
 
@@ -318,6 +329,7 @@ class Recipe:
     loss: LossSection = field(default_factory=LossSection)
     wave_augment: WaveAugmentSection = field(default_factory=WaveAugmentSection)
     pretrain: PretrainSection = field(default_factory=PretrainSection)
+    distill: DistillSection = field(default_factory=DistillSection)
 
 
 # Keys holding paths (or lists of paths), resolved against the recipe file's folder.
@@ -331,10 +343,12 @@ PATH_KEYS = (
     ("data", "extent"),
     ("model", "init_from"),
     ("pretrain", "archives"),
+    ("distill", "teachers"),
 )
 LIST_PATH_KEYS = (
     ("data", "unlabelled"),
     ("data", "annotations"),
     ("data", "reviewed"),
     ("pretrain", "archives"),
+    ("distill", "teachers"),
 )

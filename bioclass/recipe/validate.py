@@ -11,6 +11,7 @@ import math
 from dataclasses import fields
 
 from bioclass.recipe.objectives import (
+    distill_problem,
     frozen_encoder_problem,
     mixup_problem,
     mixup_targets_problem,
@@ -155,6 +156,20 @@ def check_loss(recipe: Recipe, rules: Rules) -> None:
     rules.require(multi is None, multi or "")
     union = mixup_targets_problem(recipe)
     rules.require(union is None, union or "")
+    check_distill(recipe, rules)
+
+
+def check_distill(recipe: Recipe, rules: Rules) -> None:
+    """The distill section (what needs the teachers' files is checked when training starts)."""
+    d = recipe.distill
+    rules.in_range("distill.weight", d.weight, 0, 1, "[]")
+    rules.positive("distill.temperature", d.temperature)
+    rules.require(
+        all(bool(t) for t in d.teachers), "distill.teachers: an empty path; give checkpoint files"
+    )
+    rules.unique("distill.teachers", d.teachers, "teacher")
+    problem = distill_problem(recipe)
+    rules.require(problem is None, problem or "")
 
 
 def check_pretrain(recipe: Recipe, rules: Rules) -> None:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -40,13 +41,20 @@ from bioclass.evaluation.thresholds import FIT_METHOD, fit_thresholds
 from bioclass.inference.clips import ClipPooling, clip_window_logits, pool_clips
 from bioclass.models import frontend_config, model_from_recipe
 from bioclass.recipe import Recipe, recipe_to_dict
-from bioclass.recipe.objectives import selection_metric
+from bioclass.recipe.objectives import distils, selection_metric, uses_unlabelled
 from bioclass.runtime import distributed
 from bioclass.runtime.loop import LoopPlan, run_loop
 from bioclass.runtime.precision import autocast, training_dtype
 from bioclass.runtime.rundir import LAST, RunDirectory
 from bioclass.runtime.state import TrainingState
 from bioclass.runtime.workers import loader_workers
+from bioclass.training.distill import (
+    AugmentDraws,
+    Teachers,
+    distillation_loss,
+    labelled_loss,
+    labelled_share,
+)
 from bioclass.training.ema import WeightEMA
 from bioclass.training.objectives import Objective
 
@@ -130,6 +138,12 @@ class Fit:
                 self.model, recipe.model.init_from, recipe.model.name, self.frontend
             )
             console.print(f"initialised {n_loaded} encoder tensors from {recipe.model.init_from}")
+        self.teachers: Teachers | None = None
+        if distils(recipe):
+            self.teachers = Teachers.load(
+                recipe.distill.teachers, list(data.classes), recipe.audio.sample_rate, dev
+            )
+            console.print(f"distilling from {self.teachers.describe()}")
         ranks = distributed.current()
         if ranks.distributed:
             # Batch statistics of the global batch, as one process of the whole batch has.
@@ -169,9 +183,7 @@ class Fit:
         """Train from the current state to the last iteration."""
         t, recipe = self.recipe.train, self.recipe
         n_unlabelled = (
-            int(round(t.unlabelled_ratio * t.batch_size))
-            if self.objective.spec.learns_from_unlabelled
-            else 0
+            int(round(t.unlabelled_ratio * t.batch_size)) if uses_unlabelled(recipe) else 0
         )
         if self.multi_label:
             sampler = WindowBatchSampler(
@@ -225,8 +237,7 @@ class Fit:
             loss = self._distributed_loss(wave, y, rng, iteration)
         else:
             with autocast(self.dev, self.amp_dtype):
-                spec, target = self._augmented(wave, y, rng)
-                loss = self.objective.loss(self.model, spec, y, target, iteration)
+                loss = self.batch_loss(wave, y, rng, iteration)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
@@ -260,19 +271,47 @@ class Fit:
             y = y.repeat(n_views)
         return wave, y
 
+    def batch_loss(
+        self, wave: torch.Tensor, y: torch.Tensor, rng: np.random.Generator, iteration: int
+    ) -> torch.Tensor:
+        """The loss of one batch: the objective's, or with teachers, distillation's."""
+        if self.teachers is None:
+            spec, target = self._augmented(wave, y, rng)
+            return self.objective.loss(self.model, spec, y, target, iteration)
+        g, d = self.recipe.augment, self.recipe.distill
+        draws = AugmentDraws()
+        spec, target = self._augmented(wave, y, rng, draws)
+        teacher = self.teachers.scores(wave, g, draws, spec.shape, d.temperature)
+        logits = self.model.classify(spec)
+        share = labelled_share(y, g, draws, spec.shape[0])
+        activation = self.objective.spec.activation
+        labels = labelled_loss(logits, y, target, share, activation)
+        return distillation_loss(logits, teacher, labels, d.weight, d.temperature, activation)
+
     def _augmented(
-        self, wave: torch.Tensor, y: torch.Tensor, rng: np.random.Generator
+        self,
+        wave: torch.Tensor,
+        y: torch.Tensor,
+        rng: np.random.Generator,
+        draws: AugmentDraws | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Log-mels with SpecAugment and MixUp as the recipe says, and the soft targets (MixUp's,
-        or the multi-hot targets of multi-label windows)."""
+        or the multi-hot targets of multi-label windows). `draws` keeps the generator's state
+        before each augmentation, for teachers to replay."""
         g = self.recipe.augment
         spec = self.model.spectrogram(wave)  # (B, T) -> (B, 1, frames, mels)
         if g.specaugment:
+            if draws is not None:
+                draws.specaugment = copy.deepcopy(rng)
             spec = spec_augment(spec, g, rng)
         target = y.float() if y.dim() == 2 else None  # multi-hot windows
         if g.mixup_alpha > 0:
             if target is None:
-                target = F.one_hot(y, self.model.n_classes).float()
+                # Unlabelled rows (y = -1, distillation) have no class: a row of zeros.
+                labelled = (y >= 0).float().unsqueeze(1)
+                target = F.one_hot(y.clamp(min=0), self.model.n_classes).float() * labelled
+            if draws is not None:
+                draws.mixup = copy.deepcopy(rng)
             union = g.mixup_targets == "union"
             spec, target = mixup(spec, target, g.mixup_alpha, rng, union=union)
         if self.dev.type == "cuda":
@@ -363,6 +402,8 @@ class Fit:
         """The model's checkpoint with the trained (raw) weights and, if given, the EMA."""
         if self.multi_label:  # sigmoid scores of classes that may co-occur (scan reads sigmoid)
             extra = {**extra, "multi_label": True}
+        if self.teachers is not None:
+            extra = {**extra, "distilled_from": self.teachers.provenance()}
         return model_checkpoint(
             self.model,
             self.recipe.model.name,
@@ -396,8 +437,7 @@ class _StepLoss(nn.Module):
     ) -> torch.Tensor:
         fit = self.fit[0]
         with autocast(fit.dev, fit.amp_dtype):
-            spec, target = fit._augmented(wave, y, rng)
-            return fit.objective.loss(self.model, spec, y, target, iteration)
+            return fit.batch_loss(wave, y, rng, iteration)
 
 
 def selection_value(

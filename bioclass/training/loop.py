@@ -36,6 +36,7 @@ from bioclass.runtime.device import pick_device
 from bioclass.runtime.rundir import LAST, RunDirectory
 from bioclass.training.annotated import load_windows
 from bioclass.training.cv import CV_METRICS, cross_validate
+from bioclass.training.distill import check_teacher
 from bioclass.training.fit import (
     BEST,
     Fit,
@@ -101,6 +102,8 @@ def _start(recipe: Recipe | None, out_dir: Path, dev: torch.device, resume: bool
     known_model(recipe.model.name)
     if recipe.model.init_from:  # fail before decoding the data, not after
         encoder_weights(recipe.model.init_from, recipe.model.name, frontend_config(recipe))
+    for teacher in recipe.distill.teachers:
+        check_teacher(Path(teacher), recipe.audio.sample_rate)
     if not resume:
         # Rank 0 makes (and checks) the folder; the others write nothing into it.
         run = distributed.on_main(lambda: RunDirectory.create(out_dir)) or RunDirectory(out_dir)
