@@ -574,6 +574,13 @@ SCAN_OPTION_GROUPS = {
     ],
     "Outputs": ["out", "formats", "scores_path", "metadata", "truth"],
     "Performance": ["batch_size", "workers", "device", "mode", "precision"],
+    "Ray cluster": [
+        "ray_address",
+        "ray_workers",
+        "ray_cpus_per_worker",
+        "ray_gpus_per_worker",
+        "ray_segment_minutes",
+    ],
 }
 
 
@@ -740,6 +747,35 @@ SCAN_OPTION_GROUPS = {
     type=click.Path(dir_okay=False, path_type=Path),
     help="Truth table (start_time,end_time,label[,file]): print event precision/recall.",
 )
+@click.option(
+    "--ray",
+    "ray_address",
+    metavar="local|auto|ADDRESS",
+    help="Score on Ray workers: local (start Ray here), auto (the cluster this machine "
+    'joined with `ray start`) or host:port. Needs pip install "bioclass[ray]".',
+)
+@click.option(
+    "--ray-workers",
+    type=int,
+    help="Ray workers, each loading the models once (default: as many as the CPUs/GPUs hold).",
+)
+@click.option(
+    "--ray-cpus-per-worker", type=float, default=1.0, show_default=True, help="CPUs per worker."
+)
+@click.option(
+    "--ray-gpus-per-worker",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="GPUs per worker (0.5: two workers share one).",
+)
+@click.option(
+    "--ray-segment-minutes",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Long files are cut into segments of about this much audio, scored apart.",
+)
 @verbosity_options
 @_friendly
 def scan(
@@ -747,6 +783,11 @@ def scan(
     models: tuple[Path, ...],
     list_file: Path | None,
     truth: Path | None,
+    ray_address: str | None,
+    ray_workers: int | None,
+    ray_cpus_per_worker: float,
+    ray_gpus_per_worker: float,
+    ray_segment_minutes: float,
     **params: Any,
 ) -> None:
     """Tag long recordings (files, folders, globs) with species labels."""
@@ -770,6 +811,17 @@ def scan(
             "exclude_classes": class_list(params["exclude_classes"], "--exclude-classes") or (),
         }
     )
+    distributor = None
+    if ray_address is not None:
+        from bioclass.scan.ray_scan import ray_distributor
+
+        distributor = ray_distributor(
+            ray_address,
+            ray_workers,
+            ray_cpus_per_worker,
+            ray_gpus_per_worker,
+            ray_segment_minutes,
+        )
     check_output_folders(options)  # before the inputs are listed and the progress bar starts
     if truth is not None:
         read_truth(truth)  # a wrong table is found now, not after the scan
@@ -784,9 +836,18 @@ def scan(
             if log_line is not None:
                 log_line(path, seconds)
 
+        if distributor is not None:  # its files finish out of input order: it counts them
+            distributor.on_progress = lambda p: progress.update(
+                completed=p.files_done, info=p.line()
+            )
         try:
             summary = run_scan(
-                files, list(models), options, on_file=on_file, on_start=progress.start
+                files,
+                list(models),
+                options,
+                on_file=on_file if distributor is None else None,
+                on_start=progress.start,
+                distributor=distributor,
             )
         except BioclassError:
             progress.hide()  # e.g. a refusal: its one line says it all

@@ -25,6 +25,7 @@ from bioclass.runtime.precision import check_inference_precision
 from bioclass.scan.assemble import check_output_folders, write_outputs
 from bioclass.scan.channels import check_channel_exists
 from bioclass.scan.classfilter import written_classes
+from bioclass.scan.distribute import Distributor, ScoreJob
 from bioclass.scan.events import Detector
 from bioclass.scan.lock import OutputLock
 from bioclass.scan.manifest import build_manifest, csv_metadata, write_manifest
@@ -44,6 +45,7 @@ def scan(
     options: ScanOptions,
     on_file: Callable[[Path, float], None] | None = None,
     on_start: Callable[[], None] | None = None,
+    distributor: Distributor | None = None,
 ) -> ScanSummary:
     """Scan `files` with the ensemble of `model_paths` and write the outputs `options` asks for.
 
@@ -59,6 +61,8 @@ def scan(
         on_start: called once every choice has been checked against the models (they load,
             the hop fits the window, the class filters name their classes), before the first
             file is read: where a progress bar can appear.
+        distributor: scores the files on other processes or machines (`bioclass scan --ray`)
+            instead of this process's threads; everything else is the same scan.
 
     Raises:
         OutputLocked: another scan is writing to the same outputs.
@@ -68,7 +72,11 @@ def scan(
     check_output_folders(options)  # before the models load: an unwritable folder costs nothing
     check_channel_exists(files, options.channels)
     with OutputLock(writers.output_paths(options.out)["lock"]):
-        return _scan(files, model_paths, options, on_file, on_start, started)
+        try:
+            return _scan(files, model_paths, options, on_file, on_start, started, distributor)
+        finally:
+            if distributor is not None:
+                distributor.close()
 
 
 def _scan(
@@ -78,14 +86,19 @@ def _scan(
     on_file: Callable[[Path, float], None] | None,
     on_start: Callable[[], None] | None,
     started: float,
+    distributor: Distributor | None = None,
 ) -> ScanSummary:
     """The scan itself, run while the outputs are locked (arguments as for `scan`)."""
     loaded = load_models(model_paths)
     info = loaded.info
-    device = pick_device(options.device)
+    if distributor is None:
+        device = pick_device(options.device)
+    else:  # the workers' device: this machine may have no GPU where they have one
+        device = distributor.start(model_paths, options)
     check_inference_precision(device, options.precision)
-    for m in loaded.models:
-        prepare_for_inference(m, device)
+    if distributor is None:
+        for m in loaded.models:
+            prepare_for_inference(m, device)
     plan = WindowPlan.from_seconds(
         info.sample_rate, info.window_seconds, options.hop_for(info.window_seconds)
     )
@@ -153,13 +166,14 @@ def _scan(
         if on_file is not None:
             on_file(outcome.path, outcome.duration_s)
 
-    run_in_order(
-        files,
-        work,
-        options.workers,
-        consume,
-        enough=lambda: summary.too_many_failures(options.max_failures),
-    )
+    def enough() -> bool:
+        return summary.too_many_failures(options.max_failures)
+
+    if distributor is None:
+        run_in_order(files, work, options.workers, consume, enough)
+    else:
+        job = ScoreJob(tuple(model_paths), plan, options, output, params, paths["parts"])
+        distributor.run(files, job, consume, enough)
     summary.stopped_early = len(outcomes) < len(files)
     metadata = csv_metadata(loaded, plan) if options.metadata else None
     write_outputs(outcomes, detector, options, summary, info.sample_rate, metadata)
