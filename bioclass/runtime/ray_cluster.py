@@ -92,11 +92,11 @@ def connect(settings: RaySettings) -> tuple[ModuleType, bool]:
     """Join or start the Ray runtime `settings.address` names; (ray, whether it was started
     here, so the caller shuts it down again). An already initialised runtime is used as it is."""
     ray = import_ray()
-    if ray.is_initialized():
-        return ray, False
     address = settings.address
     if address not in ("local", "auto"):
         check_reachable(address)
+    if ray.is_initialized():  # e.g. the Python API called from a program that runs Ray
+        return ray, False
     quiet = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": False}
     try:
         if address == "local":
