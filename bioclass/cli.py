@@ -772,9 +772,8 @@ SCAN_OPTION_GROUPS = {
 @click.option(
     "--ray-segment-minutes",
     type=float,
-    default=30.0,
-    show_default=True,
-    help="Long files are cut into segments of about this much audio, scored apart.",
+    help="Cut files into segments of about this much audio, scored apart (default: cut only "
+    "when there are fewer files than workers).",
 )
 @verbosity_options
 @_friendly
@@ -787,7 +786,7 @@ def scan(
     ray_workers: int | None,
     ray_cpus_per_worker: float,
     ray_gpus_per_worker: float,
-    ray_segment_minutes: float,
+    ray_segment_minutes: float | None,
     **params: Any,
 ) -> None:
     """Tag long recordings (files, folders, globs) with species labels."""

@@ -29,7 +29,7 @@ from bioclass.scan.options import ScanOptions
 from bioclass.scan.ray_dispatch import RayDistributor
 from bioclass.scan.ray_worker import SpanScorer
 from bioclass.scan.runner import scan
-from bioclass.scan.segments import file_spans
+from bioclass.scan.segments import FileLength, auto_segment_seconds, file_length, file_spans
 
 RATE, HOP_S, BATCH = 8000, 0.32, 4
 SEGMENT_MINUTES = 0.05  # 3 s: the 20 s recording becomes 6 segments of 12 windows
@@ -134,7 +134,8 @@ def test_spans_join_to_the_whole_files_scores_bit_for_bit(
     path = inputs[2]
     for mode, channels in [("fast", "mix"), ("exact", "each")]:
         whole = score_file(path, loaded.models, output, plan, channels, BATCH, "cpu", mode)
-        spans, _ = file_spans(path, plan, mode, BATCH, channels, SEGMENT_MINUTES * 60)
+        length = file_length(path, plan, channels)
+        spans = file_spans(length, plan, mode, BATCH, SEGMENT_MINUTES * 60)
         assert len(spans) >= 4 and spans[-1][1] is None
         parts = [
             score_span(path, loaded.models, output, plan, s, channels, BATCH, "cpu", mode)
@@ -149,6 +150,20 @@ def test_spans_join_to_the_whole_files_scores_bit_for_bit(
     parts = [score_span(path, loaded.models, output, plan, s, "mix", BATCH) for s in off]
     joined = join_spans(path, parts, output, plan)
     assert not np.array_equal(whole.streams[0].scores, joined.streams[0].scores)
+
+
+def test_files_are_cut_only_as_far_as_the_workers_need() -> None:
+    hour = FileLength(RATE * 3600, 1)
+    # As many files as workers (or more): none is cut (every cut costs decoding, see segments).
+    assert auto_segment_seconds([hour, hour], 2, RATE) == [None, None]
+    # One file, 4 workers: four segments of a quarter each; a headerless file stays whole.
+    assert auto_segment_seconds([hour, None], 8, RATE) == [900.0, None]
+    plan = WindowPlan.from_seconds(RATE, 1.0, 0.5)
+    spans = file_spans(hour, plan, "fast", 64, 900.0)
+    assert spans == [(0, 1856), (1856, 3712), (3712, 5568), (5568, None)]  # 29 blocks of 64
+    assert file_spans(None, plan, "fast", 64, 900.0) == [(0, None)]
+    # Exact mode with both channels of a stereo file: batches of 64 // 2 windows.
+    assert file_spans(FileLength(RATE * 60, 2), plan, "exact", 64, 10.0)[1] == (32, 64)
 
 
 def test_ray_scan_writes_what_a_local_scan_writes(

@@ -29,7 +29,9 @@ class RaySettings:
     workers: int | None = None  # None: as many as the cluster's CPUs (or GPUs) allow
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 0.0
-    segment_minutes: float = 30.0  # long files are cut into spans of about this much audio
+    # Long files are cut into segments of about this much audio; None: only as far as it takes
+    # to keep every worker busy (see scan.segments.auto_segment_seconds).
+    segment_minutes: float | None = None
 
     def __post_init__(self) -> None:
         if not self.address.strip():
@@ -44,7 +46,8 @@ class RaySettings:
             raise BioclassError(
                 f"--ray-gpus-per-worker must be 0 or more, got {self.gpus_per_worker:g}"
             )
-        if not math.isfinite(self.segment_minutes) or self.segment_minutes <= 0:
+        minutes = self.segment_minutes
+        if minutes is not None and (not math.isfinite(minutes) or minutes <= 0):
             raise BioclassError(
                 f"--ray-segment-minutes must be a positive number, got {self.segment_minutes:g}"
             )

@@ -31,7 +31,13 @@ from bioclass.scan.distribute import ScoreJob
 from bioclass.scan.journal import save_result
 from bioclass.scan.options import ScanOptions
 from bioclass.scan.ray_worker import SpanScorer
-from bioclass.scan.segments import Segment, file_spans, segments_largest_first
+from bioclass.scan.segments import (
+    Segment,
+    auto_segment_seconds,
+    file_length,
+    file_spans,
+    segments_largest_first,
+)
 from bioclass.scan.work import FileOutcome, stored_outcome
 
 log = logging.getLogger(__name__)
@@ -197,23 +203,29 @@ class RayDistributor:
     ) -> None:
         self.progress = RayProgress(len(files), workers=len(self.actors))
         outcomes: list[FileOutcome | None] = [None] * len(files)
-        scoring: dict[int, _File] = {}
-        spans: dict[int, list] = {}
-        samples: dict[int, int] = {}
+        keys: dict[int, str] = {}
         for i, path in enumerate(files):
             known = stored_outcome(path, job.parts, job.params)
             if isinstance(known, FileOutcome):
                 outcomes[i] = known.light()
-                continue
-            spans[i], samples[i] = file_spans(
-                path,
-                job.plan,
-                job.options.mode,
-                job.options.batch_size,
-                job.options.channels,
-                self.settings.segment_minutes * 60,
+            else:
+                keys[i] = known
+        lengths = {i: file_length(files[i], job.plan, job.options.channels) for i in keys}
+        if self.settings.segment_minutes is None:
+            chosen = auto_segment_seconds(
+                list(lengths.values()), len(self.actors), job.plan.sample_rate
             )
-            scoring[i] = _File(path, known, [None] * len(spans[i]))
+            seconds = dict(zip(lengths, chosen, strict=True))
+        else:
+            seconds = dict.fromkeys(lengths, self.settings.segment_minutes * 60)
+        spans = {
+            i: file_spans(
+                lengths[i], job.plan, job.options.mode, job.options.batch_size, seconds[i]
+            )
+            for i in keys
+        }
+        scoring = {i: _File(files[i], keys[i], [None] * len(spans[i])) for i in keys}
+        samples = {i: 0 if n is None else n.samples for i, n in lengths.items()}
         queue = deque(segments_largest_first(spans, samples, job.plan))
         attempts: dict[tuple[int, int], int] = {}
         idle = deque(self.actors)

@@ -15,7 +15,7 @@ def ray_distributor(
     workers: int | None,
     cpus_per_worker: float,
     gpus_per_worker: float,
-    segment_minutes: float,
+    segment_minutes: float | None,
 ) -> RayDistributor:
     """A distributor for `--ray ADDRESS` and the --ray-* options, checked before anything runs
     (the options, and that Ray is installed)."""
