@@ -20,16 +20,16 @@ from helpers import run_cli
 
 from bioclass.checkpoint import atomic_save, model_checkpoint
 from bioclass.inference.models import load_models
+from bioclass.inference.ray_worker import SpanScorer
 from bioclass.inference.score import WindowOutput, join_spans, score_file, score_span
+from bioclass.inference.segments import FileLength, auto_segment_seconds, file_length, file_spans
 from bioclass.inference.stream import WindowPlan
 from bioclass.models import FrontendConfig, create_model
 from bioclass.recipe import Recipe, recipe_to_dict
 from bioclass.runtime.ray_cluster import RaySettings
 from bioclass.scan.options import ScanOptions
 from bioclass.scan.ray_dispatch import RayDistributor
-from bioclass.scan.ray_worker import SpanScorer
 from bioclass.scan.runner import scan
-from bioclass.scan.segments import FileLength, auto_segment_seconds, file_length, file_spans
 
 RATE, HOP_S, BATCH = 8000, 0.32, 4
 SEGMENT_MINUTES = 0.05  # 3 s: the 20 s recording becomes 6 segments of 12 windows

@@ -1,6 +1,6 @@
-"""What one Ray worker of `bioclass scan --ray` does: load the models once, score spans.
+"""What one Ray worker of `bioclass scan|embed --ray` does: load the models once, score spans.
 
-A plain class (no Ray import here): `ray_dispatch` makes it a Ray actor with the CPUs and GPUs
+A plain class (no Ray import here): `ray_pool` makes it a Ray actor with the CPUs and GPUs
 the user asked for. A worker never writes anything; it returns each span's window scores to the
 driver, which owns the journal, the lock and the outputs.
 """
@@ -21,25 +21,35 @@ from bioclass.runtime.device import pick_device
 
 
 class SpanScorer:
-    """Scores spans of recordings with the models of one scan (one instance per worker).
+    """Scores spans of recordings with the models of one scan or embedding run (one instance
+    per worker).
 
     Args:
         model_paths: the checkpoints (on a filesystem this node sees).
         device: --device, resolved on this node (auto: its GPU when Ray gave it one).
         calibration: --calibration, as the driver's scan applies it.
         threads: torch threads (the CPUs Ray gave this worker).
+        embedding: each window's embedding instead of its class scores (`bioclass embed`).
     """
 
     def __init__(
-        self, model_paths: list[Path], device: str, calibration: str | None, threads: int
+        self,
+        model_paths: list[Path],
+        device: str,
+        calibration: str | None,
+        threads: int,
+        embedding: bool = False,
     ) -> None:
         torch.set_num_threads(max(1, threads))
-        loaded = load_models(model_paths)
+        loaded = load_models(model_paths, need_classes=not embedding)
         self.device = pick_device(device)
         for m in loaded.models:
             prepare_for_inference(m, self.device)
         self.models = loaded.models
-        self.output = WindowOutput.class_scores(loaded.score_maps(calibration))
+        if embedding:
+            self.output = WindowOutput.embedding()
+        else:
+            self.output = WindowOutput.class_scores(loaded.score_maps(calibration))
 
     def where(self) -> tuple[str, str, int]:
         """(device, host, pid): what the driver reports, and how a test finds this process."""

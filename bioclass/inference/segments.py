@@ -1,4 +1,4 @@
-"""Cutting a recording into spans of windows that workers can score apart (`bioclass scan --ray`).
+"""Cutting recordings into spans of windows that Ray workers score apart (`--ray`).
 
 A span starts on a multiple of the scanner's batch (the windows of one fast-mode trunk block, or
 of one exact-mode forward pass), so every block a worker computes is a block the local scan
