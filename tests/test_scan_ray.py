@@ -206,30 +206,6 @@ def test_dead_worker_is_replaced_and_its_segment_redone(
     assert written(tmp_path / "local") == written(tmp_path / "ray")  # no lost or extra rows
 
 
-def test_interrupted_driver_resumes_from_the_journal(
-    ray_runtime, model: Path, inputs: list[Path], tmp_path: Path, one_thread
-) -> None:
-    def stop_after_two(progress) -> None:
-        if progress.files_done == 2:
-            raise KeyboardInterrupt  # the driver stops; the parts stored so far stay
-
-    out = tmp_path / "ray" / "det.csv"
-    with pytest.raises(KeyboardInterrupt):
-        scan(
-            inputs,
-            [model],
-            options(out),
-            distributor=RayDistributor(ray_settings(), on_progress=stop_after_two),
-        )
-    assert not out.exists()
-    stored = len(list(out.with_suffix(".parts").glob("*.npz")))
-    assert stored >= 1
-    again = scan(inputs, [model], options(out), distributor=RayDistributor(ray_settings()))
-    assert again.n_resumed == stored and again.n_resumed + again.n_scanned == 3
-    scan(inputs, [model], options(tmp_path / "local" / "det.csv"))
-    assert written(tmp_path / "local", resumed=True) == written(tmp_path / "ray", resumed=True)
-
-
 def test_driver_killed_with_sigkill_resumes_on_the_same_command(
     ray_runtime, model: Path, inputs: list[Path], tmp_path: Path, one_thread
 ) -> None:
@@ -275,6 +251,25 @@ def test_driver_killed_with_sigkill_resumes_on_the_same_command(
     code, _ = run_cli(*["scan", *args[:4], str(tmp_path / "local" / "det.csv"), *args[5:-4]])
     assert code == 0
     assert written(tmp_path / "local", resumed=True) == written(tmp_path / "ray", resumed=True)
+
+
+def test_ray_embed_writes_what_a_local_embed_writes(
+    ray_runtime, model: Path, inputs: list[Path], tmp_path: Path, one_thread
+) -> None:
+    def embed(out: Path, *extra: str) -> None:
+        code, output = run_cli(
+            "embed", *inputs, "--model", model, "--out", out, "--batch-size", "4",
+            "--channels", "each", *extra,
+        )  # fmt: skip
+        assert code == 0, output
+
+    embed(tmp_path / "local" / "emb.csv")
+    # The 20 s file in 5 segments of 4 one-second windows (exact mode, both channels).
+    embed(tmp_path / "ray" / "emb.csv", "--ray", "local", "--ray-segment-minutes", "0.05")
+    ours, theirs = written(tmp_path / "local"), written(tmp_path / "ray")
+    assert set(ours) == {"emb.csv", "emb.failed.csv", "emb.manifest.json"}
+    assert ours == theirs
+    assert "broken.wav" in ours["emb.failed.csv"].decode()
 
 
 def test_a_file_the_worker_cannot_see_fails_alone(model: Path, tmp_path: Path) -> None:
