@@ -855,11 +855,12 @@ def scan(
     with DeferredProgress("scanning", len(files)) as progress:
 
         def on_file(path: Path, seconds: float) -> None:
-            progress.update(advance=1, info=path.name)
+            if distributor is None:  # a Ray scan's bar shows the workers' progress instead
+                progress.update(advance=1, info=path.name)
             if log_line is not None:
                 log_line(path, seconds)
 
-        if distributor is not None:  # its files finish out of input order: it counts them
+        if distributor is not None:
             distributor.on_progress = lambda p: progress.update(
                 completed=p.files_done, info=p.line()
             )
@@ -868,7 +869,7 @@ def scan(
                 files,
                 list(models),
                 options,
-                on_file=on_file if distributor is None else None,
+                on_file=on_file,
                 on_start=progress.start,
                 distributor=distributor,
             )
@@ -1033,15 +1034,12 @@ def embed(
 
         pool = RayPool(ray)
     with DeferredProgress("embedding", len(files)) as progress:
-        if pool is not None:
+        if pool is None:
+            on_file = lambda p: progress.update(advance=1, info=p.name)  # noqa: E731
+        else:  # the bar shows the workers' progress
+            on_file = None
             pool.on_progress = lambda p: progress.update(completed=p.files_done, info=p.line())
-        summary = run_embed(
-            files,
-            model,
-            options,
-            on_file=lambda p: progress.update(advance=1, info=p.name) if pool is None else None,
-            pool=pool,
-        )
+        summary = run_embed(files, model, options, on_file=on_file, pool=pool)
     console.print(
         f"{summary.n_windows} windows x {summary.dim} dims from "
         f"{summary.n_files - len(summary.failed)} file(s) "

@@ -25,7 +25,6 @@ from bioclass.scan.work import FileOutcome
 class ScoreJob:
     """What every file of a scan is scored with, once the driver has resolved it."""
 
-    model_paths: tuple[Path, ...]
     plan: WindowPlan
     options: ScanOptions  # with the mode resolved (fast may have become exact)
     output: WindowOutput  # what the driver's models give per window (its kind, for checks)

@@ -172,7 +172,7 @@ def _scan(
     if distributor is None:
         run_in_order(files, work, options.workers, consume, enough)
     else:
-        job = ScoreJob(tuple(model_paths), plan, options, output, params, paths["parts"])
+        job = ScoreJob(plan, options, output, params, paths["parts"])
         distributor.run(files, job, consume, enough)
     summary.stopped_early = len(outcomes) < len(files)
     metadata = csv_metadata(loaded, plan) if options.metadata else None
