@@ -272,8 +272,8 @@ def test_ray_embed_writes_what_a_local_embed_writes(
     assert "broken.wav" in ours["emb.failed.csv"].decode()
 
 
-def test_a_file_the_worker_cannot_see_fails_alone(model: Path, tmp_path: Path) -> None:
-    scorer = SpanScorer([model], "cpu", None, 1)
+def test_a_file_the_worker_cannot_see_fails_alone(model: Path, tmp_path: Path, one_thread) -> None:
+    scorer = SpanScorer([model], "cpu", None, 1)  # sets this process's torch threads
     plan = WindowPlan.from_seconds(RATE, 1.0, HOP_S)
     line = scorer.score(tmp_path / "elsewhere.wav", plan, (0, None), "mix", BATCH, "fast", "fp32")
     assert isinstance(line, str) and "not found on Ray worker node" in line
