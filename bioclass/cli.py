@@ -623,6 +623,67 @@ def _channels(value: str) -> str | int:
 
 
 # `bioclass scan --help` lists its many options under these headings, by parameter name.
+def ray_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The --ray options of `scan` and `embed` (passed on as ray_* parameters)."""
+    options = [
+        click.option(
+            "--ray",
+            "ray_address",
+            metavar="local|auto|ADDRESS",
+            help="Score on Ray workers: local (start Ray here), auto (the cluster this machine "
+            'joined with `ray start`) or host:port. Needs pip install "bioclass[ray]".',
+        ),
+        click.option(
+            "--ray-workers",
+            type=int,
+            help="Ray workers, each loading the model(s) once (default: as many as the "
+            "cluster's CPUs/GPUs hold).",
+        ),
+        click.option(
+            "--ray-cpus-per-worker",
+            type=float,
+            default=1.0,
+            show_default=True,
+            help="CPUs per worker (its torch threads).",
+        ),
+        click.option(
+            "--ray-gpus-per-worker",
+            type=float,
+            default=0.0,
+            show_default=True,
+            help="GPUs per worker (0.5: two workers share one).",
+        ),
+        click.option(
+            "--ray-segment-minutes",
+            type=float,
+            help="Cut files into segments of about this much audio, scored apart (default: "
+            "cut only when there are fewer files than workers).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _ray_settings(params: dict[str, Any]) -> Any:
+    """The --ray options popped from `params`: RaySettings, checked (Ray installed, numbers
+    sensible), or None without --ray."""
+    values = {k: params.pop(k) for k in [k for k in params if k.startswith("ray_")]}
+    if values.get("ray_address") is None:
+        return None
+    from bioclass.runtime.ray_cluster import RaySettings, import_ray
+
+    settings = RaySettings(
+        values["ray_address"],
+        values["ray_workers"],
+        values["ray_cpus_per_worker"],
+        values["ray_gpus_per_worker"],
+        values["ray_segment_minutes"],
+    )
+    import_ray()
+    return settings
+
+
 SCAN_OPTION_GROUPS = {
     "Inputs": ["models", "list_file", "channels", "max_failures"],
     "Windows": ["hop_seconds", "overlap", "calibration"],
@@ -639,6 +700,13 @@ SCAN_OPTION_GROUPS = {
     ],
     "Outputs": ["out", "formats", "scores_path", "metadata", "truth"],
     "Performance": ["batch_size", "workers", "device", "mode", "precision", "backend"],
+    "Ray cluster": [
+        "ray_address",
+        "ray_workers",
+        "ray_cpus_per_worker",
+        "ray_gpus_per_worker",
+        "ray_segment_minutes",
+    ],
 }
 
 
@@ -814,6 +882,7 @@ SCAN_OPTION_GROUPS = {
     type=click.Path(dir_okay=False, path_type=Path),
     help="Truth table (start_time,end_time,label[,file]): print event precision/recall.",
 )
+@ray_options
 @verbosity_options
 @_friendly
 def scan(
@@ -834,6 +903,7 @@ def scan(
     from bioclass.scan.report import print_scan_report
     from bioclass.scan.runner import scan as run_scan
 
+    ray = _ray_settings(params)
     options = ScanOptions(
         **{
             **params,
@@ -844,6 +914,15 @@ def scan(
             "exclude_classes": class_list(params["exclude_classes"], "--exclude-classes") or (),
         }
     )
+    distributor = None
+    if ray is not None and options.backend != "torch":
+        raise BioclassError(
+            f"--ray scores with the torch backend: drop --backend {options.backend} or --ray"
+        )
+    if ray is not None:
+        from bioclass.scan.ray_dispatch import RayDistributor
+
+        distributor = RayDistributor(ray)
     check_output_folders(options)  # before the inputs are listed and the progress bar starts
     if truth is not None:
         read_truth(truth)  # a wrong table is found now, not after the scan
@@ -854,13 +933,23 @@ def scan(
     with DeferredProgress("scanning", len(files)) as progress:
 
         def on_file(path: Path, seconds: float) -> None:
-            progress.update(advance=1, info=path.name)
+            if distributor is None:  # a Ray scan's bar shows the workers' progress instead
+                progress.update(advance=1, info=path.name)
             if log_line is not None:
                 log_line(path, seconds)
 
+        if distributor is not None:
+            distributor.on_progress = lambda p: progress.update(
+                completed=p.files_done, info=p.line()
+            )
         try:
             summary = run_scan(
-                files, list(models), options, on_file=on_file, on_start=progress.start
+                files,
+                list(models),
+                options,
+                on_file=on_file,
+                on_start=progress.start,
+                distributor=distributor,
             )
         except BioclassError:
             progress.hide()  # e.g. a refusal: its one line says it all
@@ -995,6 +1084,7 @@ def pretrain(
 @click.option(
     "--precision", type=click.Choice(["fp32", "bf16", "amp"]), default="fp32", show_default=True
 )
+@ray_options
 @verbosity_options
 @_friendly
 def embed(
@@ -1009,16 +1099,25 @@ def embed(
     from bioclass.outputs.writers import check_scores_path
 
     model, inputs = _embed_model(model, inputs)
+    ray = _ray_settings(params)
     options = EmbedOptions(**{**params, "channels": _channels(params["channels"])})
     # Before the inputs are listed and the progress bar starts: the format, then the folder.
     check_scores_path(options.out, "--out")
     _check_output_files(options.out)
     files = collect_inputs(inputs, list_file)
     # The bar appears with the first file embedded, so a refused model is one line without it.
+    pool = None
+    if ray is not None:
+        from bioclass.inference.ray_pool import RayPool
+
+        pool = RayPool(ray)
     with DeferredProgress("embedding", len(files)) as progress:
-        summary = run_embed(
-            files, model, options, on_file=lambda p: progress.update(advance=1, info=p.name)
-        )
+        if pool is None:
+            on_file = lambda p: progress.update(advance=1, info=p.name)  # noqa: E731
+        else:  # the bar shows the workers' progress
+            on_file = None
+            pool.on_progress = lambda p: progress.update(completed=p.files_done, info=p.line())
+        summary = run_embed(files, model, options, on_file=on_file, pool=pool)
     console.print(
         f"{summary.n_windows} windows x {summary.dim} dims from "
         f"{summary.n_files - len(summary.failed)} file(s) "

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -27,13 +28,22 @@ from bioclass.audio import AudioError
 from bioclass.core.atomic import atomic_write_text, check_output_folder
 from bioclass.core.errors import BioclassError
 from bioclass.inference.models import load_models, prepare_for_inference
-from bioclass.inference.score import FileScoringError, WindowOutput, resolve_mode, score_file
+from bioclass.inference.score import (
+    FileScores,
+    FileScoringError,
+    WindowOutput,
+    resolve_mode,
+    score_file,
+)
 from bioclass.inference.stream import WindowPlan
 from bioclass.outputs import writers
 from bioclass.outputs.provenance import provenance
 from bioclass.outputs.timestamps import parse_timestamp, start_datetimes
 from bioclass.runtime.device import pick_device
 from bioclass.runtime.precision import check_inference_precision
+
+if TYPE_CHECKING:
+    from bioclass.inference.ray_pool import RayPool, SpanJob
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +85,7 @@ def embed(
     model_path: Path,
     options: EmbedOptions,
     on_file: Callable[[Path], None] | None = None,
+    pool: RayPool | None = None,
 ) -> EmbedSummary:
     """Write one row per window: file, channel, start_time, end_time[, datetime], e000, ...,
     the failed table and the manifest.
@@ -84,16 +95,37 @@ def embed(
         model_path: a classifier (`train`) or an encoder (`pretrain`) checkpoint.
         options: the user's choices.
         on_file: progress callback.
+        pool: Ray workers to embed on (`bioclass embed --ray`) instead of this process; the
+            table is byte for byte the same (see `inference.ray_pool`). Closed at the end.
     """
+    try:
+        return _embed(files, model_path, options, on_file, pool)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _embed(
+    files: list[Path],
+    model_path: Path,
+    options: EmbedOptions,
+    on_file: Callable[[Path], None] | None,
+    pool: RayPool | None,
+) -> EmbedSummary:
+    """`embed` itself (arguments as there)."""
     started = time.perf_counter()
     out = options.out
     writers.check_scores_path(out, "--out")
     check_output_folder(out.parent)  # before the model loads: an unwritable folder costs nothing
     loaded = load_models([model_path], need_classes=False)
     model, info = loaded.models[0], loaded.info
-    dev = pick_device(options.device)
+    if pool is None:
+        dev = pick_device(options.device)
+    else:  # the workers' device: this machine may have no GPU where they have one
+        dev = pool.start([model_path], options.device, embedding=True)
     check_inference_precision(dev, options.precision)
-    prepare_for_inference(model, dev)
+    if pool is None:
+        prepare_for_inference(model, dev)
     window = options.window_seconds if options.window_seconds is not None else info.window_seconds
     if window <= 0:
         raise BioclassError(f"--window must be positive, got {window:g}")
@@ -121,23 +153,35 @@ def embed(
         summary.hop_seconds,
     )
     matrix = writers.ScoreMatrix(out)
+    if pool is None:
+
+        def score(path: Path) -> FileScores:
+            return score_file(
+                path,
+                [model],
+                WindowOutput.embedding(),
+                plan,
+                options.channels,
+                options.batch_size,
+                dev,
+                mode,
+                options.precision,
+            )
+
+        results = _local_results(files, score)
+    else:
+        from bioclass.inference.ray_pool import SpanJob  # noqa: F811 (at run time only here)
+
+        job = SpanJob(
+            plan, mode, options.batch_size, options.channels, options.precision,
+            WindowOutput.embedding(),
+        )  # fmt: skip
+        results = _pool_results(files, pool, job)
     try:
-        for path in files:
-            try:
-                result = score_file(
-                    path,
-                    [model],
-                    WindowOutput.embedding(),
-                    plan,
-                    options.channels,
-                    options.batch_size,
-                    dev,
-                    mode,
-                    options.precision,
-                )
-            except (AudioError, FileScoringError) as exc:
-                summary.failed.append({"file": str(path), "error": str(exc)})
-                log.warning("skipped %s", exc)
+        for path, result in results:
+            if isinstance(result, str):
+                summary.failed.append({"file": str(path), "error": result})
+                log.warning("skipped %s", result)
             else:
                 if result.note:
                     summary.damaged.append({"file": str(path), "note": result.note})
@@ -195,6 +239,34 @@ def embed(
     }
     writers.write_manifest(manifest_path, manifest)
     return summary
+
+
+def _local_results(
+    files: list[Path], score: Callable[[Path], FileScores]
+) -> Iterator[tuple[Path, FileScores | str]]:
+    """Each file's embeddings, or the line it fails with, in input order."""
+    for path in files:
+        try:
+            yield path, score(path)
+        except (AudioError, FileScoringError) as exc:
+            yield path, str(exc)
+
+
+def _pool_results(
+    files: list[Path], pool: RayPool, job: SpanJob
+) -> Iterator[tuple[Path, FileScores | str]]:
+    """The same from Ray workers: files finish in any order, and are handed on in input order
+    (those finished early wait in memory: embeddings are small next to audio)."""
+    finished = pool.score_files(dict(enumerate(files)), job)
+    waiting: dict[int, FileScores | str] = {}
+    for i, path in enumerate(files):
+        while i not in waiting:
+            j, result = next(finished)
+            waiting[j] = result
+        result = waiting.pop(i)
+        if not isinstance(result, str):
+            pool.progress.file_done(max(s.duration_s for s in result.streams))
+        yield path, result
 
 
 def kept_windows(starts_s: np.ndarray, ends_s: np.ndarray, window_s: float) -> np.ndarray:

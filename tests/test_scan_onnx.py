@@ -261,6 +261,15 @@ def test_settings_onnxruntime_cannot_run_are_refused(exported, recordings, tmp_p
     assert says in line and not out.exists()
 
 
+def test_ray_with_onnxruntime_is_refused_before_ray_starts(exported, recordings, tmp_path):
+    pytest.importorskip("ray")
+    _, onnx_file = exported
+    out = tmp_path / "d.csv"
+    extra = ("--backend", "onnxruntime", "--ray", "local")
+    line = _one_line_error(*_scan(onnx_file, recordings, out, *extra))
+    assert "--ray scores with the torch backend" in line and not out.exists()
+
+
 def test_python_api_scans_with_onnxruntime(exported, recordings, tmp_path):
     import bioclass
 

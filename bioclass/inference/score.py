@@ -112,6 +112,24 @@ class FileScores:
     note: str | None = None
 
 
+# Windows [first, stop) of a recording; stop None: to the recording's end.
+WindowSpan = tuple[int, "int | None"]
+
+
+@dataclass
+class SpanScores:
+    """What scoring a span of a recording's windows produced (`score_span`).
+
+    A span that decoded the recording to its end (the last span always does) knows its length
+    and what was wrong with it; an earlier span does not (`n_samples` None).
+    """
+
+    streams: list[int | None]  # None = the mono mix, else channel indices
+    scores: np.ndarray  # (streams, n, C) float32, the span's windows in order
+    n_samples: int | None  # the recording's length at the model's rate, once decoded to its end
+    note: str | None = None  # see FileScores.note (spans that reached the end only)
+
+
 class FileScoringError(BioclassError):
     """One file's scores cannot be trusted (the model gave NaN/Inf for some windows): that file
     fails, with this message, and a scan goes on with the next."""
@@ -138,29 +156,38 @@ def _finish(out: torch.Tensor, output: WindowOutput, model_index: int) -> torch.
 
 
 def _window_batches(
-    reader: RecordingReader, plan: WindowPlan, per_batch: int
+    reader: RecordingReader, plan: WindowPlan, per_batch: int, span: WindowSpan = (0, None)
 ) -> Iterator[tuple[int, int]]:
-    """(first window, number of windows) in batches, discovering the length as it streams."""
-    k0 = 0
-    while True:
-        last_needed = (k0 + per_batch - 1) * plan.hop_samples + plan.window_samples
+    """(first window, number of windows) in batches, discovering the length as it streams.
+
+    Batches start at `span[0]` and stop before `span[1]` (None: the recording's end).
+    """
+    k0, stop = span
+    while stop is None or k0 < stop:
+        n = per_batch if stop is None else min(per_batch, stop - k0)
+        last_needed = (k0 + n - 1) * plan.hop_samples + plan.window_samples
         reader.available_until(last_needed)
-        n = per_batch
         if reader.finished:
             total = plan.n_windows(reader.n_samples or 0)
-            n = min(per_batch, total - k0)
+            n = min(n, total - k0)
         if n <= 0:
             return
         yield k0, n
         k0 += n
 
 
+def exact_batch_windows(batch_size: int, n_streams: int) -> int:
+    """Windows per forward pass in exact mode (a batch holds every stream of its windows)."""
+    return max(1, batch_size // n_streams)
+
+
 def _exact_batches(
-    reader: RecordingReader, plan: WindowPlan, batch_size: int
+    reader: RecordingReader, plan: WindowPlan, batch_size: int, span: WindowSpan = (0, None)
 ) -> Iterator[tuple[int, np.ndarray]]:
     """(first window, audio (streams, K, window)) batches for exact mode."""
-    per_batch = max(1, batch_size // len(reader.streams))
-    for k0, n in _window_batches(reader, plan, per_batch):
+    per_batch = exact_batch_windows(batch_size, len(reader.streams))
+    reader.skip_to(span[0] * plan.hop_samples)
+    for k0, n in _window_batches(reader, plan, per_batch, span):
         start = k0 * plan.hop_samples
         stop = (k0 + n - 1) * plan.hop_samples + plan.window_samples
         audio = reader.read(start, stop)  # (streams, span)
@@ -236,10 +263,16 @@ def resolve_mode(mode: str, models: Sequence[ScanModel], plan: WindowPlan) -> st
 
 
 def _fast_blocks(
-    reader: RecordingReader, plan: WindowPlan, grid: FeatureGrid, windows_per_block: int
+    reader: RecordingReader,
+    plan: WindowPlan,
+    grid: FeatureGrid,
+    windows_per_block: int,
+    span: WindowSpan = (0, None),
 ) -> Iterator[tuple[int, int, int, np.ndarray]]:
     """(first window, n windows, first feature frame, audio (streams, span)) per block."""
-    for k0, n in _window_batches(reader, plan, windows_per_block):
+    first_feature = int(grid.feature_starts(span[0], 1, plan)[0]) - grid.context_features
+    reader.skip_to(max(0, first_feature) * grid.samples_per_feature)
+    for k0, n in _window_batches(reader, plan, windows_per_block, span):
         feats = grid.feature_starts(k0, n, plan)
         first = max(0, int(feats[0]) - grid.context_features)
         last = int(feats[-1]) + grid.window_features + grid.context_features
@@ -364,6 +397,47 @@ def score_file(
     """
     if not isinstance(output, WindowOutput):
         output = WindowOutput.class_scores(output)
+    span = score_span(
+        path,
+        models,
+        output,
+        plan,
+        (0, None),
+        channels,
+        batch_size,
+        device,
+        mode,
+        precision,
+        should_stop,
+    )
+    return join_spans(path, [span], output, plan)
+
+
+def score_span(
+    path: Path | InMemoryRecording,
+    models: list[Classifier],
+    output: WindowOutput,
+    plan: WindowPlan,
+    span: WindowSpan,
+    channels: str | int = "mix",
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    mode: str = "fast",
+    precision: str = "fp32",
+    should_stop: Callable[[], bool] | None = None,
+) -> SpanScores:
+    """The scores of windows [span) of one recording, as `score_file` computes them.
+
+    A span that starts and ends on a multiple of the batch (`batch_size` windows in fast mode,
+    `exact_batch_windows` in exact mode) gets bit for bit the scores `score_file` gives those
+    windows: the recording is decoded (and resampled) from its start, so every block sees the
+    same samples, and the blocks are the same. `join_spans` makes one FileScores of the spans.
+
+    Raises:
+        AudioError: the file cannot be decoded at all, or (a span that reached the end) no
+            sample could be decoded or every sample is NaN/Inf.
+        ScanCancelled: `should_stop` asked to stop.
+    """
     if len(output.score_maps) > 1 and len(output.score_maps) != len(models):
         raise BioclassError(f"{len(output.score_maps)} score maps for {len(models)} models")
     device = torch.device(device)
@@ -379,17 +453,20 @@ def score_file(
         single = reader.finished and (reader.n_samples or 0) <= plan.window_samples
         chunks: list[np.ndarray] = []
         if mode == "exact" or single:
-            for _, audio in prefetch(_exact_batches(reader, plan, batch_size)):
+            for _, audio in prefetch(_exact_batches(reader, plan, batch_size, span)):
                 _check(should_stop)
                 chunks.append(_scores_exact(models, audio, output, device, precision))
         else:
             grids = [FeatureGrid.of(m, plan) for m in models]
             # Blocks are cut on the coarsest grid; each model rounds to its own grid within.
             grid = max(grids, key=lambda g: g.samples_per_feature)
-            for k0, n, first, audio in prefetch(_fast_blocks(reader, plan, grid, batch_size)):
+            blocks = _fast_blocks(reader, plan, grid, batch_size, span)
+            for k0, n, first, audio in prefetch(blocks):
                 _check(should_stop)
                 local = (k0 + np.arange(n)) * plan.hop_samples - first * grid.samples_per_feature
                 chunks.append(_scores_fast(models, grids, audio, local, output, device, precision))
+        if not reader.finished:
+            return SpanScores(list(reader.streams), _joined(chunks, len(reader.streams)), None)
         n_samples = reader.n_samples or 0
         if n_samples == 0:
             reason = f" ({reader.decode_error})" if reader.decode_error else ""
@@ -397,16 +474,41 @@ def score_file(
         if reader.all_nonfinite:
             raise AudioError(all_nonfinite_message(path, reader.n_source_samples))
         note = damage_note(reader)
-    scores = np.concatenate(chunks, axis=1).astype(np.float32)  # (streams, n, C)
+    return SpanScores(list(reader.streams), _joined(chunks, len(reader.streams)), n_samples, note)
+
+
+def _joined(chunks: list[np.ndarray], n_streams: int) -> np.ndarray:
+    """(streams, n, C) float32 of the blocks' scores; (streams, 0, 0) for a span past the end."""
+    if not chunks:
+        return np.zeros((n_streams, 0, 0), dtype=np.float32)
+    return np.concatenate(chunks, axis=1).astype(np.float32)
+
+
+def join_spans(
+    path: Path | InMemoryRecording,
+    spans: list[SpanScores],
+    output: WindowOutput,
+    plan: WindowPlan,
+) -> FileScores:
+    """One recording's FileScores from the scores of its consecutive spans, the last of which
+    reached the recording's end.
+
+    Raises:
+        FileScoringError: the model gave non-finite scores for some window.
+    """
+    end = next(s for s in spans if s.n_samples is not None)
+    # (streams, n, C); a span that started past a (truncated) recording's end holds no windows
+    scores = np.concatenate([s.scores for s in spans if s.scores.shape[1]], axis=1)
     check_finite_scores(path, scores, "embeddings" if output.is_embedding else "scores")
+    n_samples = end.n_samples or 0
     starts_s, ends_s = plan.times(n_samples)
     duration = n_samples / plan.sample_rate
     return FileScores(
         streams=[
             StreamScores(channel, starts_s, ends_s, scores[i], duration)
-            for i, channel in enumerate(reader.streams)
+            for i, channel in enumerate(end.streams)
         ],
-        note=note,
+        note=end.note,
     )
 
 

@@ -220,6 +220,21 @@ class RecordingReader:
             self._pull()
         return self._buffer_start + self._buffer.shape[1] >= stop
 
+    def skip_to(self, start: int) -> None:
+        """Decode up to sample `start` and drop everything before it, in bounded memory: a
+        span deep into a recording is read as if from the start (the resampler's state, the
+        counts of damaged samples), without holding the audio before it."""
+        while not self.finished and self._buffer_start + self._buffer.shape[1] < start:
+            self._pull()
+            self._drop_before(start)
+        self._drop_before(start)
+
+    def _drop_before(self, start: int) -> None:
+        drop = min(start - self._buffer_start, self._buffer.shape[1])
+        if drop > 0:
+            self._buffer = self._buffer[:, drop:]
+            self._buffer_start += drop
+
     def read(self, start: int, stop: int) -> np.ndarray:
         """(streams, stop - start) float32 samples [start, stop), zero-padded past the end."""
         if start < self._buffer_start:

@@ -16,13 +16,16 @@ from dataclasses import replace
 from pathlib import Path
 
 from bioclass.core.errors import BioclassError
-from bioclass.inference.backends import load_backend
+from bioclass.inference.backends import TORCH, load_backend
+from bioclass.inference.models import load_models
 from bioclass.inference.score import FileScores, WindowOutput, resolve_mode, score_file
 from bioclass.inference.stream import WindowPlan
 from bioclass.outputs import writers
+from bioclass.runtime.precision import check_inference_precision
 from bioclass.scan.assemble import check_output_folders, write_outputs
 from bioclass.scan.channels import check_channel_exists
 from bioclass.scan.classfilter import written_classes
+from bioclass.scan.distribute import Distributor, ScoreJob
 from bioclass.scan.events import Detector
 from bioclass.scan.lock import OutputLock
 from bioclass.scan.manifest import build_manifest, csv_metadata, write_manifest
@@ -42,6 +45,7 @@ def scan(
     options: ScanOptions,
     on_file: Callable[[Path, float], None] | None = None,
     on_start: Callable[[], None] | None = None,
+    distributor: Distributor | None = None,
 ) -> ScanSummary:
     """Scan `files` with the ensemble of `model_paths` and write the outputs `options` asks for.
 
@@ -58,6 +62,8 @@ def scan(
         on_start: called once every choice has been checked against the models (they load,
             the hop fits the window, the class filters name their classes), before the first
             file is read: where a progress bar can appear.
+        distributor: scores the files on other processes or machines (`bioclass scan --ray`)
+            instead of this process's threads; everything else is the same scan.
 
     Raises:
         OutputLocked: another scan is writing to the same outputs.
@@ -67,7 +73,11 @@ def scan(
     check_output_folders(options)  # before the models load: an unwritable folder costs nothing
     check_channel_exists(files, options.channels)
     with OutputLock(writers.output_paths(options.out)["lock"]):
-        return _scan(files, model_paths, options, on_file, on_start, started)
+        try:
+            return _scan(files, model_paths, options, on_file, on_start, started, distributor)
+        finally:
+            if distributor is not None:
+                distributor.close()
 
 
 def _scan(
@@ -77,9 +87,22 @@ def _scan(
     on_file: Callable[[Path, float], None] | None,
     on_start: Callable[[], None] | None,
     started: float,
+    distributor: Distributor | None = None,
 ) -> ScanSummary:
     """The scan itself, run while the outputs are locked (arguments as for `scan`)."""
-    loaded, device = load_backend(model_paths, options.backend, options.device, options.precision)
+    if distributor is None:
+        loaded, device = load_backend(
+            model_paths, options.backend, options.device, options.precision
+        )
+    else:
+        if options.backend != TORCH:
+            raise BioclassError(
+                f"--ray scores with the torch backend: drop --backend {options.backend} or --ray"
+            )
+        loaded = load_models(model_paths)
+        # The workers' device: this machine may have no GPU where they have one.
+        device = distributor.start(model_paths, options)
+        check_inference_precision(device, options.precision)
     info = loaded.info
     plan = WindowPlan.from_seconds(
         info.sample_rate, info.window_seconds, options.hop_for(info.window_seconds)
@@ -149,13 +172,14 @@ def _scan(
         if on_file is not None:
             on_file(outcome.path, outcome.duration_s)
 
-    run_in_order(
-        files,
-        work,
-        options.workers,
-        consume,
-        enough=lambda: summary.too_many_failures(options.max_failures),
-    )
+    def enough() -> bool:
+        return summary.too_many_failures(options.max_failures)
+
+    if distributor is None:
+        run_in_order(files, work, options.workers, consume, enough)
+    else:
+        job = ScoreJob(plan, options, output, params, paths["parts"])
+        distributor.run(files, job, consume, enough)
     summary.stopped_early = len(outcomes) < len(files)
     metadata = csv_metadata(loaded, plan) if options.metadata else None
     write_outputs(outcomes, detector, options, summary, info.sample_rate, metadata)

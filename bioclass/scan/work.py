@@ -54,6 +54,20 @@ class FileOutcome:
         )
 
 
+def stored_outcome(path: Path, parts: Path, params: dict[str, Any]) -> FileOutcome | str:
+    """A file's outcome when it needs no scoring (it cannot be read, or an earlier run stored
+    its part), else its journal key: the file is to be scored and stored under that key."""
+    try:
+        key = file_key(path, params)
+    except OSError as exc:
+        return FileOutcome(path, None, error=f"{path}: cannot read file ({os_error_reason(exc)})")
+    stored = load_part(parts, key)
+    if stored is not None and all(np.isfinite(s.scores).all() for s in stored.streams):
+        return FileOutcome(path, key, result=stored, resumed=True)
+    # No part yet, or one holding NaN scores (stored before scans checked them): score it.
+    return key
+
+
 def score_or_resume(
     path: Path,
     parts: Path,
@@ -71,14 +85,10 @@ def score_or_resume(
             FileScoringError for one whose scores are not finite (both: the file fails).
         should_stop: passed on to `score`, which abandons the file when it returns True.
     """
-    try:
-        key = file_key(path, params)
-    except OSError as exc:
-        return FileOutcome(path, None, error=f"{path}: cannot read file ({os_error_reason(exc)})")
-    stored = load_part(parts, key)
-    if stored is not None and all(np.isfinite(s.scores).all() for s in stored.streams):
-        return FileOutcome(path, key, result=stored, resumed=True)
-    # No part yet, or one holding NaN scores (stored before scans checked them): score it.
+    known = stored_outcome(path, parts, params)
+    if isinstance(known, FileOutcome):
+        return known
+    key = known
     try:
         result = score(path, should_stop)
     except (AudioError, FileScoringError) as exc:
