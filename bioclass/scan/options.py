@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 # Detection formats a scan writes (--format); the score matrix has its own option (--scores).
 FORMATS = ("csv", "raven", "audacity", "kaleidoscope")
 DEFAULT_FORMATS = ("csv",)
+EVENT_EDGES = ("window", "centre")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,10 @@ class ScanOptions:
     merge: bool = True
     min_gap_s: float = 0.0
     min_duration_s: float = 0.0
+    # Event rules (see scan.events): edges at window edges or centres; split at score valleys
+    # this deep (0: never). The defaults are the rules of scans before these existed.
+    event_edges: str = "window"
+    split_valleys: float = 0.0
     threshold: float | None = None  # None: fitted per-class thresholds (else 0.5)
     thresholds_csv: Path | None = None
     formats: tuple[str, ...] = DEFAULT_FORMATS
@@ -62,6 +67,19 @@ class ScanOptions:
             raise BioclassError("give --hop or --overlap, not both")
         if self.calibration not in (None, "on", "off"):
             raise BioclassError(f"--calibration must be on or off, got {self.calibration!r}")
+        if self.event_edges not in EVENT_EDGES:
+            raise BioclassError(
+                f"--event-edges must be {' or '.join(EVENT_EDGES)}, got {self.event_edges!r}"
+            )
+        if not 0 <= self.split_valleys <= 1:
+            raise BioclassError(
+                f"--split-valleys must be a score depth between 0 and 1, got {self.split_valleys}"
+            )
+        if not self.merge and (self.event_edges != "window" or self.split_valleys > 0):
+            raise BioclassError(
+                "--event-edges centre and --split-valleys shape merged events; "
+                "--no-merge writes windows"
+            )
         if self.top_n is not None and self.top_n < 1:
             raise BioclassError(f"--top-n must be at least 1, got {self.top_n}")
         unknown = set(self.formats) - set(FORMATS)
