@@ -174,7 +174,7 @@ def test_window_ece(run: Path, test_table: Path, hop: float) -> dict[str, float]
 
 
 EDGES = ("window", "centre")
-DEPTHS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
+DEPTHS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)  # log-odds
 
 
 def evaluate_json(source: Path, table: Path, *options: object) -> dict:

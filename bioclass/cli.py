@@ -341,9 +341,9 @@ ANNOTATION_FLAGS = {
 )
 @click.option(
     "--split-valleys",
-    type=click.FloatRange(0, 1),
-    help="Split events at score valleys this deep, as scan's (model or score matrix; default: "
-    "the scan's).",
+    type=click.FloatRange(min=0),
+    help="Split events at score valleys this deep (log-odds), as scan's (model or score "
+    "matrix; default: the scan's).",
 )
 @verbosity_options
 @_friendly
@@ -741,9 +741,9 @@ SCAN_OPTION_GROUPS = {
     "--split-valleys",
     default=0.0,
     show_default=True,
-    type=click.FloatRange(0, 1),
-    help="Split an event where its score dips at least this much below the highest scores "
-    "on both sides (0: never).",
+    type=click.FloatRange(min=0),
+    help="Split an event where its score dips at least this much in log-odds below the "
+    "highest scores on both sides (0: never).",
 )
 @click.option(
     "--format",

@@ -452,11 +452,11 @@ def test_event_rules_on_a_score_matrix(tmp_path: Path) -> None:
     tables = ("--annotations", tmp_path / "boxes.csv", "--bootstrap", 0)
     plain = evaluate_json(tmp_path / "scores.csv", *tables)["events"]["all"]
     assert (plain["detections"], plain["tp"], plain["fn"]) == (1, 1, 1)
-    rules = ("--event-edges", "centre", "--split-valleys", 0.3)
+    rules = ("--event-edges", "centre", "--split-valleys", 1.0)
     split = evaluate_json(tmp_path / "scores.csv", *tables, *rules)["events"]["all"]
     assert (split["detections"], split["tp"], split["fn"]) == (2, 2, 0)
     detector = Detector(["background", "bird"], np.array([0.5, 0.5]), "background")
-    options = ScanOptions(out=Path("-"), event_edges="centre", split_valleys=0.3)
+    options = ScanOptions(out=Path("-"), event_edges="centre", split_valleys=1.0)
     assert len(events_from_score_matrix(matrix, detector, options)) == split["detections"]
 
 

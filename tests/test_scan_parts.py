@@ -209,15 +209,18 @@ def test_merge_events_joins_overlapping_windows_per_label() -> None:
 def test_split_at_valleys_splits_deepest_first_and_drops_the_valley() -> None:
     scores = np.array([0.9, 0.95, 0.5, 0.9, 0.7, 0.92, 0.6])
     group = np.arange(7)
-    parts = ev.split_at_valleys(group, scores, 0.3)
-    # Window 2 is 0.42 below the lower high around it (0.95 before, 0.92 after); inside the
-    # part after it, window 4 is 0.2 below the lower of 0.9 and 0.92; the last window is an
-    # end, not a valley.
+    parts = ev.split_at_valleys(group, scores, 2.0)
+    # In log-odds, window 2 (0) is 2.44 below the lower high around it (0.95: 2.94 before,
+    # 0.92: 2.44 after); inside the part after it, window 4 (0.85) is 1.35 below the lower of
+    # 0.9 (2.20) and 0.92; the last window is an end, not a valley.
     assert [list(p) for p in parts] == [[0, 1], [3, 4, 5, 6]]
-    deep = [list(p) for p in ev.split_at_valleys(group, scores, 0.2)]
+    deep = [list(p) for p in ev.split_at_valleys(group, scores, 1.3)]
     assert deep == [[0, 1], [3], [5, 6]]
     assert [list(p) for p in ev.split_at_valleys(group, scores, 0.0)] == [list(group)]
-    assert [list(p) for p in ev.split_at_valleys(group, scores, 0.43)] == [list(group)]
+    assert [list(p) for p in ev.split_at_valleys(group, scores, 2.45)] == [list(group)]
+    # Near 1, where a score difference says nothing, log-odds still see the dip.
+    saturated = np.array([0.998, 0.999, 0.989, 0.998, 0.997])
+    assert [list(p) for p in ev.split_at_valleys(np.arange(5), saturated, 1.5)] == [[0, 1], [3, 4]]
 
 
 def test_centre_spans_tile_the_stream() -> None:
@@ -248,13 +251,13 @@ def test_event_rules_in_stream_events() -> None:
 
     assert events() == [(0.25, 2.75, 7)]
     assert events(event_edges="centre") == [(pytest.approx(0.625), pytest.approx(2.375), 7)]
-    split = events(event_edges="centre", split_valleys=0.3)
+    split = events(event_edges="centre", split_valleys=1.0)
     assert split == [
         (pytest.approx(0.625), pytest.approx(1.375), 3),
         (pytest.approx(1.625), pytest.approx(2.375), 3),
     ]
-    assert events(split_valleys=0.3) == [(0.25, 1.75, 3), (1.25, 2.75, 3)]
-    assert events(split_valleys=0.4) == [(0.25, 2.75, 7)]  # 0.35 deep: not enough
+    assert events(split_valleys=1.0) == [(0.25, 1.75, 3), (1.25, 2.75, 3)]
+    assert events(split_valleys=2.0) == [(0.25, 2.75, 7)]  # 2.0 deep in log-odds: not enough
 
 
 def test_event_rules_are_checked() -> None:
@@ -264,8 +267,10 @@ def test_event_rules_are_checked() -> None:
         ScanOptions(out=Path("-"), merge=False, split_valleys=0.2)
     with pytest.raises(BioclassError, match="--event-edges must be window or centre"):
         ScanOptions(out=Path("-"), event_edges="middle")
-    with pytest.raises(BioclassError, match="between 0 and 1"):
-        ScanOptions(out=Path("-"), split_valleys=1.5)
+    with pytest.raises(BioclassError, match="0 or more"):
+        ScanOptions(out=Path("-"), split_valleys=-0.5)
+    with pytest.raises(BioclassError, match="0 or more"):
+        ScanOptions(out=Path("-"), split_valleys=float("nan"))
 
 
 # --- thresholds ------------------------------------------------------------------------------

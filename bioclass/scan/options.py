@@ -42,7 +42,7 @@ class ScanOptions:
     min_gap_s: float = 0.0
     min_duration_s: float = 0.0
     # Event rules (see scan.events): edges at window edges or centres; split at score valleys
-    # this deep (0: never). The defaults are the rules of scans before these existed.
+    # this deep in log-odds (0: never). The defaults are the rules of scans before these existed.
     event_edges: str = "window"
     split_valleys: float = 0.0
     threshold: float | None = None  # None: fitted per-class thresholds (else 0.5)
@@ -71,9 +71,9 @@ class ScanOptions:
             raise BioclassError(
                 f"--event-edges must be {' or '.join(EVENT_EDGES)}, got {self.event_edges!r}"
             )
-        if not 0 <= self.split_valleys <= 1:
+        if not self.split_valleys >= 0:  # NaN too
             raise BioclassError(
-                f"--split-valleys must be a score depth between 0 and 1, got {self.split_valleys}"
+                f"--split-valleys must be a depth in log-odds, 0 or more, got {self.split_valleys}"
             )
         if not self.merge and (self.event_edges != "window" or self.split_valleys > 0):
             raise BioclassError(
