@@ -18,7 +18,7 @@ Two rules change what an event spans, both off by default:
   again inside each part), the valley window going to neither side. Depths are in log-odds,
   ln(p / (1 - p)), not in score: back-to-back calls a few milliseconds apart keep a window
   slid over them near 1 throughout (0.998 on a call, 0.989 between two), a dip no score
-  difference can tell from noise, while in log-odds it is 1.7, as deep as 0.6 to 0.27.
+  difference can tell from noise, while in log-odds it is 1.7, as deep as 0.6 to 0.21.
 """
 
 from __future__ import annotations
