@@ -20,7 +20,7 @@ from bioclass.core.errors import BioclassError
 from bioclass.core.stderr_filter import library_noise_filtered
 from bioclass.recipe.vocab import POOLINGS
 from bioclass.runtime.interrupt import StoppedAtOnce
-from bioclass.scan.options import BACKENDS, FORMATS
+from bioclass.scan.options import BACKENDS, EVENT_EDGES, FORMATS
 
 DEVICES = click.Choice(["auto", "cpu", "cuda", "mps"], case_sensitive=False)
 
@@ -285,6 +285,8 @@ ANNOTATION_FLAGS = {
     "scan_out": "--scan-out",
     "hop_seconds": "--hop",
     "mode": "--mode",
+    "event_edges": "--event-edges",
+    "split_valleys": "--split-valleys",
 }
 
 
@@ -395,6 +397,18 @@ ANNOTATION_FLAGS = {
 )
 @click.option(
     "--mode", type=click.Choice(["fast", "exact"]), help="Scan mode when SOURCE is a model."
+)
+@click.option(
+    "--event-edges",
+    type=click.Choice(EVENT_EDGES),
+    help="Event edges at window edges or centres, as scan's (model or score matrix; default: "
+    "the scan's).",
+)
+@click.option(
+    "--split-valleys",
+    type=click.FloatRange(min=0),
+    help="Split events at score valleys this deep (log-odds), as scan's (model or score "
+    "matrix; default: the scan's).",
 )
 @verbosity_options
 @_friendly
@@ -545,13 +559,20 @@ def _evaluate_annotations(
     scan_out: Path | None,
     hop_seconds: float | None,
     mode: str | None,
+    event_edges: str | None,
+    split_valleys: float | None,
 ) -> None:
     from bioclass.evaluation.annotated import AnnotationSettings
     from bioclass.evaluation.annotation_report import (
         print_annotation_report,
         write_annotation_report,
     )
-    from bioclass.scan.evaluate_annotations import ScanChoices, ThresholdChoices, evaluate_source
+    from bioclass.scan.evaluate_annotations import (
+        EventChoices,
+        ScanChoices,
+        ThresholdChoices,
+        evaluate_source,
+    )
 
     defaults = AnnotationSettings()
     settings = AnnotationSettings(
@@ -570,6 +591,7 @@ def _evaluate_annotations(
         extent=extent,
         thresholds=ThresholdChoices(threshold, thresholds_csv),
         scan_choices=ScanChoices(hop_seconds, mode, batch_size, device, scan_out),
+        event_choices=EventChoices(event_edges, split_valleys),
     )
     print_annotation_report(report)
     if out is None:
@@ -697,6 +719,8 @@ SCAN_OPTION_GROUPS = {
         "merge",
         "min_gap_s",
         "min_duration_s",
+        "event_edges",
+        "split_valleys",
     ],
     "Outputs": ["out", "formats", "scores_path", "metadata", "truth"],
     "Performance": ["batch_size", "workers", "device", "mode", "precision", "backend"],
@@ -846,6 +870,22 @@ SCAN_OPTION_GROUPS = {
     show_default=True,
     type=click.FloatRange(min=0),
     help="Drop events shorter than this many seconds.",
+)
+@click.option(
+    "--event-edges",
+    type=click.Choice(EVENT_EDGES),
+    default="window",
+    show_default=True,
+    help="Where merged events begin and end: at the edges of their first and last windows, "
+    "or half a hop around their windows' centres.",
+)
+@click.option(
+    "--split-valleys",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Split an event where its score dips at least this much in log-odds below the "
+    "highest scores on both sides (0: never).",
 )
 @click.option(
     "--format",

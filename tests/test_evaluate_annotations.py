@@ -20,6 +20,8 @@ from bioclass.evaluation.metrics import average_precision
 from bioclass.evaluation.ranking import weighted_average_precision, weighted_roc_auc
 from bioclass.evaluation.truth import event_scores
 from bioclass.evaluation.window_level import IGNORED, NEGATIVE, POSITIVE, label_windows
+from bioclass.scan.events import Detector, events_from_score_matrix
+from bioclass.scan.options import ScanOptions
 from bioclass.synthetic.dataset import make_long_recording
 
 SR = 8000
@@ -389,6 +391,73 @@ def test_model_scanned_end_to_end(trained: Path, tmp_path: Path) -> None:
         other = evaluate_json(source, "--annotations", truth_table, "--bootstrap", 50)
         assert other["events"]["all"] == report["events"]["all"], source
         assert other["windows"]["all"]["ap"] == pytest.approx(report["windows"]["all"]["ap"])
+
+
+def test_event_rules_are_the_same_in_scan_and_evaluate(trained: Path, tmp_path: Path) -> None:
+    """Event edges at window centres and valley splits: `scan` records them in its manifest,
+    and `evaluate` of the model with the same rules scans with them, to the same detections; a
+    detections CSV, whose events are made already, refuses them."""
+    rng = np.random.default_rng(5)
+    recording = tmp_path / "audio" / "rec.wav"
+    recording.parent.mkdir()
+    truth = make_long_recording(recording, rng, 16.0, SR, 6, species=["harmonic", "pulses"])
+    truth.insert(0, "file", recording.name)
+    table = tmp_path / "audio" / "truth.csv"
+    truth.to_csv(table, index=False)
+    rules = ("--event-edges", "centre", "--split-valleys", 0.05)
+    out = tmp_path / "scan" / "det.csv"
+    code, output = run_cli(
+        "scan", recording, "--model", trained / "model.pt", "--device", "cpu", "--out", out, *rules
+    )
+    assert code == 0, output
+    scan_out = tmp_path / "eval_scan"
+    code, output = evaluate(
+        trained / "model.pt", "--annotations", table, "--scan-out", scan_out, "--device", "cpu",
+        "--bootstrap", 0, *rules,
+    )  # fmt: skip
+    assert code == 0, output
+    manifests = (tmp_path / "scan" / "det.manifest.json", scan_out / "detections.manifest.json")
+    for manifest in manifests:
+        recorded = report_of(manifest)
+        assert (recorded["event_edges"], recorded["split_valleys"]) == ("centre", 0.05), manifest
+    columns = ["file", "start_time", "end_time", "label", "score"]
+    from_evaluate = pd.read_csv(scan_out / "detections.csv")[columns]
+    pd.testing.assert_frame_equal(from_evaluate, pd.read_csv(out)[columns])
+    message = one_line_error(*evaluate(out, "--annotations", table, "--event-edges", "window"))
+    assert "--event-edges" in message and "give its score matrix" in message
+
+
+def test_event_rules_on_a_score_matrix(tmp_path: Path) -> None:
+    """Two bird calls 0.1 s apart under 1 s windows 0.25 s apart: the scan's default rules make
+    one event of them (one box found, one missed); centre edges and a valley split make two,
+    both found; `evaluate` makes exactly the events `scan`'s rule makes of the matrix."""
+    recording = wav(tmp_path / "r.wav", 3.5)
+    write(
+        tmp_path / "boxes.csv",
+        "file,start_time,end_time,label\nr.wav,0.9,1.3,bird\nr.wav,1.4,1.8,bird\n",
+    )
+    bird = [0.1, 0.8, 0.9, 0.85, 0.55, 0.9, 0.95, 0.8, 0.2, 0.1, 0.1]
+    starts = np.arange(len(bird)) * 0.25
+    matrix = pd.DataFrame(
+        {
+            "file": str(recording),
+            "channel": pd.array([None] * len(bird), dtype="Int64"),
+            "start_time": starts,
+            "end_time": starts + 1.0,
+            "background": 1 - np.array(bird),
+            "bird": bird,
+        }
+    )
+    matrix.to_csv(tmp_path / "scores.csv", index=False)
+    tables = ("--annotations", tmp_path / "boxes.csv", "--bootstrap", 0)
+    plain = evaluate_json(tmp_path / "scores.csv", *tables)["events"]["all"]
+    assert (plain["detections"], plain["tp"], plain["fn"]) == (1, 1, 1)
+    rules = ("--event-edges", "centre", "--split-valleys", 1.0)
+    split = evaluate_json(tmp_path / "scores.csv", *tables, *rules)["events"]["all"]
+    assert (split["detections"], split["tp"], split["fn"]) == (2, 2, 0)
+    detector = Detector(["background", "bird"], np.array([0.5, 0.5]), "background")
+    options = ScanOptions(out=Path("-"), event_edges="centre", split_valleys=1.0)
+    assert len(events_from_score_matrix(matrix, detector, options)) == split["detections"]
 
 
 def test_clip_evaluation_is_unchanged_and_forms_do_not_mix(

@@ -23,6 +23,7 @@ from bioclass.review import (
     read_review,
     select_detections,
 )
+from bioclass.review.report import print_review_report
 from bioclass.review.select import allocate, score_bins
 
 SR = 8000
@@ -311,6 +312,34 @@ def test_verdicts_from_an_annotation_table(corpus: dict[str, Path], tmp_path: Pa
     review = pd.read_csv(corpus["out"] / "review.csv", keep_default_na=False)
     assert list(review["verdict"]) == ["harmonic", "yes", "no", "no"]
     assert summary.verdicts == {"no": 2, "yes": 1, "harmonic": 1} and not summary.uncovered
+
+
+def test_verdicts_over_boxes_of_several_classes(
+    corpus: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """A detection over boxes of two classes gets one verdict: `yes` when its own class is one
+    of them (however little of it), else the class it overlaps most; such clips are counted
+    and reported."""
+    truth = tmp_path / "truth.csv"
+    truth.write_text(
+        "file,start_time,end_time,label\n"
+        f"{corpus['a']},0.5,1.4,pulses\n"  # the trill detection at 0.5-1.5: mostly pulses ...
+        f"{corpus['a']},1.4,1.5,trill\n"  # ... and a sliver of trill: still yes
+        f"{corpus['a']},4.0,4.4,harmonic\n"  # the 'bark' at 4-5: harmonic 0.4 s ...
+        f"{corpus['a']},4.5,5.0,pulses\n",  # ... against pulses 0.5 s: pulses
+        encoding="utf-8",
+    )
+    options = ReviewOptions(out=corpus["out"], strategy="top", verdicts_from=(truth,))
+    summary = make_review(corpus["det"], options)
+    review = pd.read_csv(corpus["out"] / "review.csv", keep_default_na=False)
+    assert list(review["verdict"]) == ["pulses", "yes", "", ""]  # b: not covered
+    assert summary.n_mixed == 2
+    print_review_report(summary, corpus["det"], options)
+    assert "2 clip(s) overlap boxes of several classes" in capsys.readouterr().err
+    single = tmp_path / "single.csv"
+    single.write_text(f"file,start_time,end_time,label\n{corpus['a']},1.0,1.4,trill\n")
+    again = ReviewOptions(out=tmp_path / "again", strategy="top", verdicts_from=(single,))
+    assert make_review(corpus["det"], again).n_mixed == 0
 
 
 def test_only_covered_recordings_get_verdicts(corpus: dict[str, Path], tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from bioclass.inference.stream import RecordingReader, WindowPlan
 from bioclass.outputs import writers
 from bioclass.outputs.timestamps import parse_timestamp
 from bioclass.scan import events as ev
+from bioclass.scan.options import ScanOptions
 
 # --- streaming -------------------------------------------------------------------------------
 
@@ -203,6 +204,73 @@ def test_merge_events_joins_overlapping_windows_per_label() -> None:
     assert list(long_only["label"]) == ["a", "a"]
     rows = ev.window_rows("f", None, starts, ends, labels, scores)
     assert len(rows) == 5 and (rows["n_windows"] == 1).all()
+
+
+def test_split_at_valleys_splits_deepest_first_and_drops_the_valley() -> None:
+    scores = np.array([0.9, 0.95, 0.5, 0.9, 0.7, 0.92, 0.6])
+    group = np.arange(7)
+    parts = ev.split_at_valleys(group, scores, 2.0)
+    # In log-odds, window 2 (0) is 2.44 below the lower high around it (0.95: 2.94 before,
+    # 0.92: 2.44 after); inside the part after it, window 4 (0.85) is 1.35 below the lower of
+    # 0.9 (2.20) and 0.92; the last window is an end, not a valley.
+    assert [list(p) for p in parts] == [[0, 1], [3, 4, 5, 6]]
+    deep = [list(p) for p in ev.split_at_valleys(group, scores, 1.3)]
+    assert deep == [[0, 1], [3], [5, 6]]
+    assert [list(p) for p in ev.split_at_valleys(group, scores, 0.0)] == [list(group)]
+    assert [list(p) for p in ev.split_at_valleys(group, scores, 2.45)] == [list(group)]
+    # Near 1, where a score difference says nothing, log-odds still see the dip.
+    saturated = np.array([0.998, 0.999, 0.989, 0.998, 0.997])
+    assert [list(p) for p in ev.split_at_valleys(np.arange(5), saturated, 1.5)] == [[0, 1], [3, 4]]
+
+
+def test_centre_spans_tile_the_stream() -> None:
+    starts = np.arange(5) * 0.5
+    lo, hi = ev.centre_spans(starts, starts + 1.0)
+    # Centres 0.5, 1.0, ...: each window reaches half a hop each side; the first back to its
+    # start, the last forward to its end.
+    assert lo == pytest.approx([0.0, 0.75, 1.25, 1.75, 2.25])
+    assert hi == pytest.approx([0.75, 1.25, 1.75, 2.25, 3.0])
+    empty = np.zeros(0)
+    assert [len(x) for x in ev.centre_spans(empty, empty)] == [0, 0]
+
+
+def test_event_rules_in_stream_events() -> None:
+    """Two calls of one class 0.1 s apart, seen by 1 s windows 0.25 s apart: window edges merge
+    them into one 2.25 s event; centre edges keep the event to its windows' stretches; a
+    valley split makes two events."""
+    starts = np.arange(10) * 0.25
+    ends = starts + 1.0
+    bird = np.array([0.1, 0.8, 0.9, 0.85, 0.55, 0.9, 0.95, 0.8, 0.2, 0.1])
+    scores = np.stack([1 - bird, bird], axis=1)
+    detector = ev.Detector(["background", "bird"], np.array([0.5, 0.5]), "background")
+
+    def events(**rules) -> list[tuple[float, float, int]]:
+        options = ScanOptions(out=Path("-"), **rules)
+        table = ev.stream_events("f", None, starts, ends, scores, detector, options)
+        return [(r.start_time, r.end_time, r.n_windows) for r in table.itertuples()]
+
+    assert events() == [(0.25, 2.75, 7)]
+    assert events(event_edges="centre") == [(pytest.approx(0.625), pytest.approx(2.375), 7)]
+    split = events(event_edges="centre", split_valleys=1.0)
+    assert split == [
+        (pytest.approx(0.625), pytest.approx(1.375), 3),
+        (pytest.approx(1.625), pytest.approx(2.375), 3),
+    ]
+    assert events(split_valleys=1.0) == [(0.25, 1.75, 3), (1.25, 2.75, 3)]
+    assert events(split_valleys=2.0) == [(0.25, 2.75, 7)]  # 2.0 deep in log-odds: not enough
+
+
+def test_event_rules_are_checked() -> None:
+    with pytest.raises(BioclassError, match="--no-merge writes windows"):
+        ScanOptions(out=Path("-"), merge=False, event_edges="centre")
+    with pytest.raises(BioclassError, match="--no-merge writes windows"):
+        ScanOptions(out=Path("-"), merge=False, split_valleys=0.2)
+    with pytest.raises(BioclassError, match="--event-edges must be window or centre"):
+        ScanOptions(out=Path("-"), event_edges="middle")
+    with pytest.raises(BioclassError, match="0 or more"):
+        ScanOptions(out=Path("-"), split_valleys=-0.5)
+    with pytest.raises(BioclassError, match="0 or more"):
+        ScanOptions(out=Path("-"), split_valleys=float("nan"))
 
 
 # --- thresholds ------------------------------------------------------------------------------

@@ -118,6 +118,8 @@ SCAN = {
     "merge": flag,
     "min_gap_s": at_least_zero,
     "min_duration_s": at_least_zero,
+    "event_edges": one_of(("window", "centre")),
+    "split_valleys": at_least_zero,
     "threshold": fraction,
     "thresholds_csv": path,
     "formats": formats,

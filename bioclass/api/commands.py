@@ -105,9 +105,9 @@ def scan(
         progress: show the progress bar and the report's warnings.
         **options: `bioclass scan`'s options by their parameter names: overlap, channels, mode,
             precision, device, batch_size, workers, threshold, thresholds_csv, keep_background,
-            merge, min_gap_s, min_duration_s, formats, scores_path, max_failures, metadata,
-            calibration, backend (`onnxruntime`: `model` is an ONNX file from `bioclass
-            export`).
+            merge, min_gap_s, min_duration_s, event_edges, split_valleys, formats, scores_path,
+            max_failures, metadata, calibration, backend (`onnxruntime`: `model` is an ONNX file
+            from `bioclass export`).
 
     Raises:
         BioclassError: a bad argument or input, a refusal (another scan writing to `out`, an
@@ -267,7 +267,7 @@ def evaluate(
     `detections`, `boxes`, `to_json()`). `annotation_options` are that form's options by their
     parameter names: audio_root, label_column, label_map (dict old -> new, or None to drop),
     extent, min_overlap_s, threshold, thresholds_csv, bootstrap, seed, absent, scan_out,
-    hop_seconds, mode.
+    hop_seconds, mode, event_edges, split_valleys.
     """
     checks.flag("progress", progress)
     checks.count("batch_size", batch_size)
@@ -318,13 +318,20 @@ ANNOTATION_RULES = {
     "scan_out": checks.path,
     "hop_seconds": checks.positive,
     "mode": checks.one_of(checks.MODES),
+    "event_edges": checks.SCAN["event_edges"],
+    "split_valleys": checks.SCAN["split_valleys"],
 }
 
 
 def _evaluate_annotations(
     source: Path, tables: Paths, batch_size: int, device: str, options: dict[str, Any]
 ) -> AnnotationReport:
-    from bioclass.scan.evaluate_annotations import ScanChoices, ThresholdChoices, evaluate_source
+    from bioclass.scan.evaluate_annotations import (
+        EventChoices,
+        ScanChoices,
+        ThresholdChoices,
+        evaluate_source,
+    )
 
     opts = checks.checked("evaluate", options, ANNOTATION_RULES)
     defaults = AnnotationSettings()
@@ -346,6 +353,7 @@ def _evaluate_annotations(
         scan_choices=ScanChoices(
             opts.get("hop_seconds"), opts.get("mode"), batch_size, device, opts.get("scan_out")
         ),
+        event_choices=EventChoices(opts.get("event_edges"), opts.get("split_valleys")),
     )
 
 

@@ -30,7 +30,7 @@ from bioclass.review.clips import CLIP_FORMATS, class_folders, clip_name, cut_cl
 from bioclass.review.detections import read_detections
 from bioclass.review.select import STRATEGIES, check_labels, select_detections
 from bioclass.review.table import REVIEW_COLUMNS, raven_table_text, review_csv_text
-from bioclass.review.verdicts import fill_verdicts
+from bioclass.review.verdicts import fill_verdicts, mixed_rows
 
 REVIEW_CSV = "review.csv"
 RAVEN_TABLE = "review.selections.txt"
@@ -82,6 +82,7 @@ class ReviewSummary:
     n_skipped: int = 0  # detections lost to those failures
     verdicts: dict[str, int] = field(default_factory=dict)  # filled verdicts by value
     uncovered: list[str] = field(default_factory=list)  # recordings no annotation table covers
+    n_mixed: int = 0  # clips judged over boxes of several classes (one verdict each)
     n_removed: int = 0  # clips of the previous review in the folder that this one dropped
     outputs: dict[str, str] = field(default_factory=dict)
 
@@ -130,6 +131,7 @@ def make_review(
     review = _cut_all(picked, out, options, summary, on_clip)
     if annotations is not None and len(review):
         review, summary.uncovered = fill_verdicts(review, annotations)
+        summary.n_mixed = len(mixed_rows(review, annotations))
         summary.verdicts = review["verdict"][review["verdict"] != ""].value_counts().to_dict()
     paths = {
         "review": out / REVIEW_CSV,

@@ -49,6 +49,15 @@ def print_review_report(summary: ReviewSummary, detections: Path, options: Revie
             highlight=False,
             soft_wrap=True,
         )
+    if summary.n_mixed:
+        console.print(
+            f"[yellow]{summary.n_mixed} clip(s) overlap boxes of several classes: each got one "
+            "verdict (yes when its own class is there, else the class it overlaps most), which "
+            "data.reviewed reads as that class alone there; train with the same tables in "
+            "data.annotations so the other classes' boxes count too",
+            highlight=False,
+            soft_wrap=True,
+        )
     if summary.n_removed:
         console.print(f"removed {summary.n_removed} clip(s) of the previous review in this folder")
     if summary.n_clips == 0:

@@ -68,6 +68,27 @@ class ThresholdChoices:
         return [flag for flag, value in named.items() if value is not None]
 
 
+@dataclass(frozen=True)
+class EventChoices:
+    """Event rules to apply instead of the scan's (scan's --event-edges / --split-valleys):
+    for a model, how its scan makes events; for a score matrix, instead of its manifest's."""
+
+    event_edges: str | None = None
+    split_valleys: float | None = None
+
+    def given(self) -> list[str]:
+        named = {"--event-edges": self.event_edges, "--split-valleys": self.split_valleys}
+        return [flag for flag, value in named.items() if value is not None]
+
+    def over(self, options: ScanOptions) -> ScanOptions:
+        """`options` with the given rules in place of theirs."""
+        chosen = {
+            "event_edges": self.event_edges,
+            "split_valleys": self.split_valleys,
+        }
+        return replace(options, **{k: v for k, v in chosen.items() if v is not None})
+
+
 def evaluate_source(
     source: Path,
     tables: Sequence[str | Path],
@@ -79,6 +100,7 @@ def evaluate_source(
     extent: Path | None = None,
     thresholds: ThresholdChoices | None = None,
     scan_choices: ScanChoices | None = None,
+    event_choices: EventChoices | None = None,
 ) -> AnnotationReport:
     """Evaluate a model, a detections CSV or a score matrix against annotation tables.
 
@@ -91,6 +113,7 @@ def evaluate_source(
     """
     thresholds = thresholds or ThresholdChoices()
     scan_choices = scan_choices or ScanChoices()
+    event_choices = event_choices or EventChoices()
     kind = source_kind(source)
     if kind != "model" and scan_choices.given():
         raise BioclassError(
@@ -108,13 +131,19 @@ def evaluate_source(
             "by the scan that wrote them; to evaluate other thresholds, give its score matrix "
             "(scan --scores) or the model instead"
         )
+    if kind == "detections" and event_choices.given():
+        raise BioclassError(
+            f"{' and '.join(event_choices.given())}: the events in {source} were made by the "
+            "scan that wrote them; to evaluate other event rules, give its score matrix "
+            "(scan --scores) or the model instead"
+        )
     truth = load_ground_truth(tables, audio_root, label_column, mapping, extent)
     if kind == "model":
-        inputs = scan_for_evaluation(source, truth, thresholds, scan_choices)
+        inputs = scan_for_evaluation(source, truth, thresholds, scan_choices, event_choices)
     elif kind == "detections":
         inputs = detections_inputs(source)
     else:
-        inputs = scores_inputs(source, thresholds)
+        inputs = scores_inputs(source, thresholds, event_choices)
     return evaluate_against_annotations(inputs, truth, settings)
 
 
@@ -193,8 +222,11 @@ def _written(classes: list[str], filters: ScanOptions) -> list[str] | None:
     return None if keep.all() else [c for c, k in zip(classes, keep, strict=True) if k]
 
 
-def scores_inputs(path: Path, thresholds: ThresholdChoices) -> EvaluationInputs:
-    """A score matrix, and the events a scan makes of it with the chosen thresholds."""
+def scores_inputs(
+    path: Path, thresholds: ThresholdChoices, event_choices: EventChoices | None = None
+) -> EvaluationInputs:
+    """A score matrix, and the events a scan makes of it with the chosen thresholds and event
+    rules (default: its manifest's)."""
     matrix, classes = read_score_matrix(path)
     manifest = manifest_of_scores(path)
     notes = []
@@ -209,6 +241,8 @@ def scores_inputs(path: Path, thresholds: ThresholdChoices) -> EvaluationInputs:
             merge=bool(manifest.get("merge", True)),
             min_gap_s=float(manifest.get("min_gap_s", 0.0)),
             min_duration_s=float(manifest.get("min_duration_s", 0.0)),
+            event_edges=str(manifest.get("event_edges", "window")),
+            split_valleys=float(manifest.get("split_valleys", 0.0)),
         )
         origin = "the scan's, from its manifest"
     else:
@@ -217,6 +251,8 @@ def scores_inputs(path: Path, thresholds: ThresholdChoices) -> EvaluationInputs:
             f"no scan manifest names {path}: events are made with the scan's default rules "
             "(merged, background not reported)"
         )
+    if event_choices is not None:
+        options = event_choices.over(options)
     chosen, origin = choose_thresholds(
         classes, stored, origin, thresholds.threshold, thresholds.thresholds_csv
     )
@@ -244,7 +280,11 @@ def scores_inputs(path: Path, thresholds: ThresholdChoices) -> EvaluationInputs:
 
 
 def scan_for_evaluation(
-    model: Path, truth: GroundTruth, thresholds: ThresholdChoices, choices: ScanChoices
+    model: Path,
+    truth: GroundTruth,
+    thresholds: ThresholdChoices,
+    choices: ScanChoices,
+    event_choices: EventChoices | None = None,
 ) -> EvaluationInputs:
     """Scan the annotated recordings with `model` (window scores kept) and read the result.
 
@@ -266,6 +306,8 @@ def scan_for_evaluation(
             thresholds_csv=thresholds.thresholds_csv,
             scores_path=folder / "detections.scores.parquet",
         )
+        if event_choices is not None:
+            options = event_choices.over(options)
         # The bar appears once the model and the hop have been checked.
         with DeferredProgress("scanning", len(files)) as progress:
             try:
@@ -330,6 +372,7 @@ def _check_same_classes(path: Path, columns: list[str], classes: list, manifest:
 
 
 __all__ = [
+    "EventChoices",
     "ScanChoices",
     "ThresholdChoices",
     "detections_inputs",

@@ -19,6 +19,7 @@ FORMATS = ("csv", "raven", "audacity", "kaleidoscope")
 DEFAULT_FORMATS = ("csv",)
 # Where the models run (--backend): checkpoints in PyTorch, exported ONNX files in onnxruntime.
 BACKENDS = ("torch", "onnxruntime")
+EVENT_EDGES = ("window", "centre")
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,10 @@ class ScanOptions:
     merge: bool = True
     min_gap_s: float = 0.0
     min_duration_s: float = 0.0
+    # Event rules (see scan.events): edges at window edges or centres; split at score valleys
+    # this deep in log-odds (0: never). The defaults are the rules of scans before these existed.
+    event_edges: str = "window"
+    split_valleys: float = 0.0
     threshold: float | None = None  # None: fitted per-class thresholds (else 0.5)
     thresholds_csv: Path | None = None
     formats: tuple[str, ...] = DEFAULT_FORMATS
@@ -67,6 +72,19 @@ class ScanOptions:
             raise BioclassError(f"--calibration must be on or off, got {self.calibration!r}")
         if self.backend not in BACKENDS:
             raise BioclassError(f"unknown backend {self.backend!r} (use {' or '.join(BACKENDS)})")
+        if self.event_edges not in EVENT_EDGES:
+            raise BioclassError(
+                f"--event-edges must be {' or '.join(EVENT_EDGES)}, got {self.event_edges!r}"
+            )
+        if not self.split_valleys >= 0:  # NaN too
+            raise BioclassError(
+                f"--split-valleys must be a depth in log-odds, 0 or more, got {self.split_valleys}"
+            )
+        if not self.merge and (self.event_edges != "window" or self.split_valleys > 0):
+            raise BioclassError(
+                "--event-edges centre and --split-valleys shape merged events; "
+                "--no-merge writes windows"
+            )
         if self.top_n is not None and self.top_n < 1:
             raise BioclassError(f"--top-n must be at least 1, got {self.top_n}")
         unknown = set(self.formats) - set(FORMATS)
