@@ -283,3 +283,30 @@ def test_a_teacher_that_cannot_teach_is_refused(
     assert code == 1
     assert "scores other classes than the training data has (it adds: pulses)" in output, output
     assert not (out / "model.pt").exists()
+
+
+def test_a_run_with_unlabelled_windows_evaluates_its_test_split(
+    trained: Path, dataset: Path, tmp_path: Path
+) -> None:
+    """The run's split.csv lists its unlabelled windows with an empty label; evaluating its
+    test rows (as training's own held-out report does) reads only those rows."""
+    table = (dataset / "labels.csv").read_text().splitlines()
+    header = table[0] + ",split"
+    rows = [f"{row},{'test' if i % 5 == 0 else 'train'}" for i, row in enumerate(table[1:])]
+    (tmp_path / "labels.csv").write_text("\n".join([header, *rows]) + "\n")
+    field = tmp_path / "field"
+    field.mkdir()
+    sf.write(field / "f.wav", np.random.default_rng(0).normal(0, 0.1, 8000 * 2), 8000)
+    out = tmp_path / "student"
+    code, output = run_cli(
+        "distill", trained / "model.pt", "--student", "cnn6", "--out", out,
+        "--set", f"data.labels_csv={tmp_path / 'labels.csv'}",
+        "--set", f"data.audio_root={dataset}",
+        "--set", f"data.unlabelled=[{field}]",
+    )  # fmt: skip
+    assert code == 0, output
+    assert "Held-out test split" in output
+    split = (out / "split.csv").read_text().splitlines()
+    assert any(",," in row for row in split)  # the unlabelled windows, no label
+    code, output = run_cli("evaluate", out / "model.pt", out / "split.csv", "--split", "test")
+    assert code == 0, output

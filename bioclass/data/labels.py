@@ -49,11 +49,15 @@ def labels_from_folders(root: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def labels_from_csv(csv_path: str | Path, audio_root: str | Path | None = None) -> pd.DataFrame:
+def labels_from_csv(
+    csv_path: str | Path, audio_root: str | Path | None = None, split: str | None = None
+) -> pd.DataFrame:
     """Label table from a CSV with `file,label` and optional `split,group,start_time,end_time`.
 
     Relative paths in `file` are resolved against `audio_root`, else the CSV's folder. Missing
     files and malformed rows are reported with their row number (counting the header as row 1).
+    With `split` (train, val or test), only that split's rows are read and checked: a run's
+    `split.csv` lists its unlabelled windows (empty label) beside the clips to evaluate.
     """
     csv_path = Path(csv_path)
     if not csv_path.is_file():
@@ -73,10 +77,17 @@ def labels_from_csv(csv_path: str | Path, audio_root: str | Path | None = None) 
             )
     if table.empty:
         raise LabelError(f"{csv_path}: no rows")
+    table = _normalise_split(table, csv_path)
+    if split is not None:
+        if "split" not in table.columns:
+            raise LabelError(f"{csv_path}: --split {split} given but the CSV has no 'split' column")
+        table = table[table["split"] == split]  # the index keeps each row's place in the file
+        if table.empty:
+            raise LabelError(f"{csv_path}: no rows with split '{split}'")
     base = Path(audio_root) if audio_root else csv_path.parent
     table = table.copy()
-    for i, (file, label) in enumerate(zip(table["file"], table["label"], strict=True)):
-        row = i + 2
+    rows = table.index.to_numpy() + 2
+    for row, file, label in zip(rows, table["file"], table["label"], strict=True):
         if not isinstance(file, str) or not file.strip():
             raise LabelError(f"{csv_path}, row {row}: empty 'file'")
         if not isinstance(label, str) or not label.strip():
@@ -85,25 +96,30 @@ def labels_from_csv(csv_path: str | Path, audio_root: str | Path | None = None) 
     table["file"] = [
         str(p if (p := Path(f.strip())).is_absolute() else base / p) for f in table["file"]
     ]
-    missing = [(i + 2, f) for i, f in enumerate(table["file"]) if not Path(f).is_file()]
+    missing = [(r, f) for r, f in zip(rows, table["file"], strict=True) if not Path(f).is_file()]
     if missing:
         row, file = missing[0]
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
         raise LabelError(f"{csv_path}, row {row}: audio file not found: {file}{more}")
-    if "split" in table.columns:
-        splits = table["split"].fillna("").astype(str).str.strip().str.lower()
-        bad = [(i + 2, s) for i, s in enumerate(splits) if s not in SPLIT_ALIASES]
-        if bad:
-            raise LabelError(
-                f"{csv_path}, row {bad[0][0]}: unknown split '{bad[0][1]}' "
-                "(use train, devel/val or test)"
-            )
-        table["split"] = splits.map(SPLIT_ALIASES)
-    _check_times(table, csv_path)
-    return table
+    _check_times(table, csv_path, rows)
+    return table.reset_index(drop=True)
 
 
-def _check_times(table: pd.DataFrame, csv_path: Path) -> None:
+def _normalise_split(table: pd.DataFrame, csv_path: Path) -> pd.DataFrame:
+    """The `split` column as train/val/test (its aliases read), an unknown one refused."""
+    if "split" not in table.columns:
+        return table
+    splits = table["split"].fillna("").astype(str).str.strip().str.lower()
+    bad = [(i + 2, s) for i, s in enumerate(splits) if s not in SPLIT_ALIASES]
+    if bad:
+        raise LabelError(
+            f"{csv_path}, row {bad[0][0]}: unknown split '{bad[0][1]}' "
+            "(use train, devel/val or test)"
+        )
+    return table.assign(split=splits.map(SPLIT_ALIASES))
+
+
+def _check_times(table: pd.DataFrame, csv_path: Path, rows: np.ndarray) -> None:
     has_start, has_end = "start_time" in table.columns, "end_time" in table.columns
     if has_start != has_end:
         raise LabelError(f"{csv_path}: give both start_time and end_time columns, or neither")
@@ -114,14 +130,14 @@ def _check_times(table: pd.DataFrame, csv_path: Path) -> None:
         bad = np.flatnonzero(values.isna().to_numpy() & table[column].notna().to_numpy())
         if bad.size:
             raise LabelError(
-                f"{csv_path}, row {bad[0] + 2}: {column} must be a number of seconds, "
+                f"{csv_path}, row {rows[bad[0]]}: {column} must be a number of seconds, "
                 f"got {table[column].iloc[bad[0]]!r}"
             )
         table[column] = values
     both = table["start_time"].notna() & table["end_time"].notna()
     wrong = np.flatnonzero(both & (table["end_time"] <= table["start_time"]))
     if wrong.size:
-        raise LabelError(f"{csv_path}, row {wrong[0] + 2}: end_time must be after start_time")
+        raise LabelError(f"{csv_path}, row {rows[wrong[0]]}: end_time must be after start_time")
 
 
 def resolve_classes(table: pd.DataFrame, classes: list[str] | None, source: str) -> list[str]:

@@ -10,6 +10,7 @@ import pandas as pd
 
 from bioclass.data.clips import ClipDataset, ClipSpec, decode_all
 from bioclass.data.labels import (
+    SPLIT_ALIASES,
     LabelError,
     check_known_labels,
     labels_from_csv,
@@ -26,20 +27,15 @@ log = logging.getLogger(__name__)
 def read_eval_table(data: str | Path, split: str | None = None) -> pd.DataFrame:
     """Labelled clips to evaluate on: a folder per class, or a CSV (optionally one split of it)."""
     data = Path(data)
+    wanted = None if split is None else SPLIT_ALIASES.get(split.strip().lower(), split)
     if data.is_dir():
-        table = labels_from_folders(data)
-    elif data.suffix.lower() in (".csv", ".tsv", ".txt") or data.is_file():
-        table = labels_from_csv(data)
-    else:
-        raise LabelError(f"evaluation data not found: {data}")
-    if split is not None:
-        if "split" not in table.columns:
-            raise LabelError(f"{data}: --split {split} given but the CSV has no 'split' column")
-        wanted = {"devel": "val", "dev": "val", "validation": "val"}.get(split, split)
-        table = table[table["split"] == wanted].reset_index(drop=True)
-        if table.empty:
-            raise LabelError(f"{data}: no rows with split '{split}'")
-    return table
+        if split is not None:
+            raise LabelError(f"{data}: --split {split} given but a folder of classes has no splits")
+        return labels_from_folders(data)
+    if data.suffix.lower() in (".csv", ".tsv", ".txt") or data.is_file():
+        # Only the split's rows are read: others may be a run's unlabelled windows.
+        return labels_from_csv(data, split=wanted)
+    raise LabelError(f"evaluation data not found: {data}")
 
 
 def evaluate_model(
