@@ -40,8 +40,9 @@ TEACHER_SETTING = {"balanced": True, "specaugment": True, "mixup_alpha": 0.4, "e
 
 
 def train_once(recipe: dict, run_dir: Path) -> float:
-    """Train (or finish an interrupted run of) `recipe` into `run_dir`; the wall time spent."""
-    if (run_dir / "model.pt").exists() and not (run_dir / "last.pt").exists():
+    """Train (or finish an interrupted run of) `recipe` into `run_dir`; the wall time spent
+    (NaN for a run finished earlier: its best.json is written once training is over)."""
+    if (run_dir / "best.json").exists():
         return float("nan")
     started = time.perf_counter()
     if (run_dir / "last.pt").exists():
