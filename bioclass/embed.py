@@ -33,7 +33,7 @@ from bioclass.outputs import writers
 from bioclass.outputs.provenance import provenance
 from bioclass.outputs.timestamps import parse_timestamp, start_datetimes
 from bioclass.runtime.device import pick_device
-from bioclass.runtime.precision import check_inference_precision
+from bioclass.runtime.precision import resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class EmbedOptions:
     batch_size: int = 64
     device: str = "auto"
     mode: str = "exact"  # as for `bioclass scan`, but exact by default
-    precision: str = "fp32"
+    precision: str = "auto"  # auto | fp32 | bf16 | amp (as for `bioclass scan`)
 
 
 @dataclass
@@ -92,7 +92,7 @@ def embed(
     loaded = load_models([model_path], need_classes=False)
     model, info = loaded.models[0], loaded.info
     dev = pick_device(options.device)
-    check_inference_precision(dev, options.precision)
+    precision = resolve_precision(dev, options.precision)
     prepare_for_inference(model, dev)
     window = options.window_seconds if options.window_seconds is not None else info.window_seconds
     if window <= 0:
@@ -133,7 +133,7 @@ def embed(
                     options.batch_size,
                     dev,
                     mode,
-                    options.precision,
+                    precision.used,
                 )
             except (AudioError, FileScoringError) as exc:
                 summary.failed.append({"file": str(path), "error": str(exc)})
@@ -183,6 +183,9 @@ def embed(
         "hop_seconds": summary.hop_seconds,
         "mode": mode,
         "device": str(dev),
+        "precision": precision.used,
+        "precision_asked": precision.asked,
+        "precision_reason": precision.reason,
         "min_last_window_seconds": window / 2,
         "files_total": summary.n_files,
         "files_embedded": summary.n_files - len(summary.failed),

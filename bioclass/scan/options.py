@@ -32,7 +32,7 @@ class ScanOptions:
     overlap: float | None = None  # fraction of a window; instead of hop_seconds
     channels: str | int = "mix"
     mode: str = "fast"  # fast (shared trunk per block) | exact (every window on its own)
-    precision: str = "fp32"  # fp32 | bf16 | amp
+    precision: str = "auto"  # auto | fp32 | bf16 | amp (the scan runs with auto resolved)
     device: str = "auto"
     batch_size: int = 64
     workers: int = 1

@@ -21,7 +21,7 @@ from bioclass.inference.score import FileScores, WindowOutput, resolve_mode, sco
 from bioclass.inference.stream import WindowPlan
 from bioclass.outputs import writers
 from bioclass.runtime.device import pick_device
-from bioclass.runtime.precision import check_inference_precision
+from bioclass.runtime.precision import resolve_precision
 from bioclass.scan.assemble import check_output_folders, write_outputs
 from bioclass.scan.channels import check_channel_exists
 from bioclass.scan.classfilter import written_classes
@@ -83,7 +83,9 @@ def _scan(
     loaded = load_models(model_paths)
     info = loaded.info
     device = pick_device(options.device)
-    check_inference_precision(device, options.precision)
+    precision = resolve_precision(device, options.precision)
+    # From here on the options say what runs (the journal key, the manifest's "precision").
+    options = replace(options, precision=precision.used)
     for m in loaded.models:
         prepare_for_inference(m, device)
     plan = WindowPlan.from_seconds(
@@ -115,12 +117,12 @@ def _scan(
     params = score_params(loaded.hashes, plan, options, device, calibrated)
     output = WindowOutput.class_scores(score_maps)
     log.info(
-        "scanning %d file(s) with %s on %s: %s mode, %s, window %.3g s, hop %.3g s",
+        "scanning %d file(s) with %s on %s: %s mode, precision %s, window %.3g s, hop %.3g s",
         len(files),
         ", ".join(p.name for p in loaded.paths),
         device,
         options.mode,
-        options.precision,
+        precision.describe(),
         info.window_seconds,
         plan.hop_seconds,
     )
@@ -165,5 +167,6 @@ def _scan(
     write_outputs(outcomes, detector, options, summary, info.sample_rate, metadata)
     summary.wall_seconds = time.perf_counter() - started
     manifest = build_manifest(loaded, thresholds, plan, options, summary, device)
+    manifest.update(precision_asked=precision.asked, precision_reason=precision.reason)
     write_manifest(paths["manifest"], manifest, summary)
     return summary
