@@ -162,10 +162,10 @@ BF16_MIN_SPEEDUP = 1.15
 
 @functools.cache
 def bf16_probe_speedup(threads: int) -> float:
-    """How many times faster bf16 autocast runs than fp32 on this CPU, from a few layers the
-    size of a scanning CNN's (a channels-last 3x3 convolution and a matrix product), best of
-    two each, interleaved; about 0.1-0.3 s (more on a busy machine), once per process and
-    thread count.
+    """How many times faster bf16 autocast runs than fp32 on this CPU, from a channels-last
+    3x3 convolution the size of a scanning CNN's middle layers (convolutions are nearly all of
+    CNN10's and MobileNet's work), best of two each, interleaved: 6 calls, about 0.05-0.2 s
+    (more on a busy machine), once per process and thread count.
 
     Native bf16 instructions do not make bf16 faster everywhere: the conversions around each
     layer can cost more than the faster multiplies save (measured on one Xeon with
@@ -173,17 +173,14 @@ def bf16_probe_speedup(threads: int) -> float:
     """
     del threads  # the cache key: the speed ratio depends on it
     generator = torch.Generator().manual_seed(0)
-    x = torch.randn(2, 64, 32, 32, generator=generator)
+    x = torch.randn(4, 64, 32, 32, generator=generator)
     x = x.contiguous(memory_format=torch.channels_last)
     conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(memory_format=torch.channels_last)
-    a = torch.randn(128, 512, generator=generator)
-    linear = torch.nn.Linear(512, 512)
 
     def run(dtype: torch.dtype | None) -> float:
         with torch.no_grad(), autocast(torch.device("cpu"), dtype):
             started = time.perf_counter()
             conv(x)
-            linear(a)
             return time.perf_counter() - started
 
     best = {None: float("inf"), torch.bfloat16: float("inf")}
