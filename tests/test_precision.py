@@ -201,3 +201,19 @@ def test_embed_manifest_records_the_precision(
     manifest = json.loads(out.with_suffix(".manifest.json").read_text())
     assert manifest["precision"] == "fp32" and manifest["precision_asked"] == "auto"
     assert manifest["precision_reason"].startswith("no native bf16")
+
+
+def test_auto_reuses_the_scores_of_the_precision_it_resolves_to(
+    monkeypatch: pytest.MonkeyPatch, trained: Path, recording: Path, tmp_path: Path
+) -> None:
+    cpu_says(monkeypatch, native=False, speedup=None)
+    out = tmp_path / "det.csv"
+    model = trained / "model.pt"
+    code, output = run_cli("scan", recording, "--model", model, "--out", out, "--precision", "fp32")
+    assert code == 0, output
+    code, output = run_cli("scan", recording, "--model", model, "--out", out)  # auto -> fp32
+    assert code == 0, output
+    assert json.loads(out.with_suffix(".manifest.json").read_text())["files_resumed"] == 1
+    code, output = run_cli("scan", recording, "--model", model, "--out", out, "--precision", "bf16")
+    assert code == 0, output
+    assert json.loads(out.with_suffix(".manifest.json").read_text())["files_resumed"] == 0
