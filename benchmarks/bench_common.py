@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -32,8 +33,16 @@ def make_checkpoint(path: Path, model_name: str = "cnn10", seconds: float = 3.0)
     return path
 
 
-def timed(command: list[str], env: dict[str, str] | None = None) -> float:
-    """Wall seconds of a whole process (start-up included); its failure stops the benchmark."""
+def timed(
+    command: list[str], env: dict[str, str] | None = None, fresh: Path | None = None
+) -> float:
+    """Wall seconds of a whole process (start-up included); its failure stops the benchmark.
+
+    `fresh`: a folder removed first, e.g. a scan's output folder: a scan finding its stored
+    parts there would resume, not scan.
+    """
+    if fresh is not None:
+        shutil.rmtree(fresh, ignore_errors=True)
     started = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - started

@@ -26,6 +26,7 @@ Without a usable --birdnet-python the BirdNET rows are left out and the script s
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -59,6 +60,13 @@ def birdnet_problem(python: str | None) -> str | None:
         last = (result.stderr.strip().splitlines() or ["failed"])[-1]
         return f"{python} cannot run BirdNET: {last}"
     return None
+
+
+def check_scanned(out: Path) -> None:
+    """Stop unless the scan in `out` scanned its file (not resumed, not failed)."""
+    manifest = json.loads(next(out.glob("*.manifest.json")).read_text())
+    if manifest["files_scanned"] != 1:
+        raise SystemExit(f"the scan did not score its file: {manifest}")
 
 
 def main() -> None:
@@ -138,7 +146,10 @@ def main() -> None:
         for _ in range(args.repeats):
             for name, by_hop in rows.items():
                 for hop, command in by_hop.items():
-                    walls[(name, hop)].append(timed(command, env))
+                    # A fresh output folder each time: a scan would resume from its parts.
+                    walls[(name, hop)].append(timed(command, env, fresh=folder / "out"))
+                    if not name.startswith("BirdNET"):
+                        check_scanned(folder / "out")
         load_after = load_average()
         auto = subprocess.run(
             [sys.executable, "-c", AUTO_CHOICE], capture_output=True, text=True, env=env
