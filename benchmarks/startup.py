@@ -8,8 +8,9 @@ whole processes:
     scan 3 s        python -m bioclass scan of one 3 s 16 kHz WAV with an untrained CNN10
                     (or --model), default options (precision auto), outputs in a temp folder
 
-and the ratio scan / import torch (target <= 1.2) and --help (target < 0.5 s). The load average
-is printed before and after: on a busy machine every figure grows, and not in proportion.
+and the ratio scan / import torch (target <= 1.2) and --help (target < 0.5 s); then where a
+scan's start-up goes, timed step by step in one fresh process per repeat (PHASES). The load
+average is printed before and after: on a busy machine every figure grows, not in proportion.
 
     python benchmarks/startup.py [--repeats 7] [--model runs/quickstart/model.pt]
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -28,6 +30,30 @@ import soundfile as sf
 from bench_common import cpu_description, load_average, make_checkpoint, timed
 
 REPO = Path(__file__).resolve().parents[1]
+
+# The steps of a scan's start-up, in the order a scan takes them, each timed once in a fresh
+# process (argv[1]: the checkpoint); prints "step seconds" lines.
+PHASES = """
+import sys, time
+t = [time.perf_counter()]
+def step(name):
+    t.append(time.perf_counter())
+    print(name, t[-1] - t[-2])
+import torch
+step("import torch")
+import pandas
+step("import pandas (and pyarrow)")
+import bioclass.scan.runner, bioclass.audio.io
+step("import bioclass's scan modules, soundfile, soxr")
+from bioclass.inference.models import load_models, prepare_for_inference
+loaded = load_models([sys.argv[1]])
+step("load the checkpoint, build the model")
+prepare_for_inference(loaded.models[0], torch.device("cpu"))
+step("prepare (fold BatchNorm, channels-last)")
+from bioclass.runtime.precision import resolve_precision
+resolve_precision(torch.device("cpu"), "auto")
+step("--precision auto (probe where bf16 is native)")
+"""
 
 
 def main() -> None:
@@ -67,6 +93,18 @@ def main() -> None:
             for name, command in commands.items():
                 times[name].append(timed(command, env, fresh=out))
         load_after = load_average()
+        phases: dict[str, list[float]] = {}
+        for _ in range(args.repeats):
+            result = subprocess.run(
+                [sys.executable, "-c", PHASES, str(model)],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
+            )
+            for line in result.stdout.splitlines():
+                name, _, seconds = line.rpartition(" ")
+                phases.setdefault(name, []).append(float(seconds))
     median = {name: statistics.median(values) for name, values in times.items()}
     machine = cpu_description()
     print(f"CPU: {machine['cpu']} ({machine['cores']} cores; {machine['flags']})")
@@ -80,6 +118,11 @@ def main() -> None:
     ratio = median["bioclass scan, 3 s file"] / median["import torch"]
     print(f"\nscan / import torch: {ratio:.2f}x (target <= 1.2)")
     print(f"--help: {median['bioclass --help']:.2f} s (target < 0.5)")
+    print("\nwhere a scan's start-up goes (medians, one fresh process per repeat):\n")
+    print("| step | median s |")
+    print("|---|---:|")
+    for name, values in phases.items():
+        print(f"| {name} | {statistics.median(values):.3f} |")
 
 
 if __name__ == "__main__":
