@@ -27,7 +27,7 @@ REAL_PROBE = precision.bf16_probe_speedup.__wrapped__  # the uncached probe (con
 
 def cpu_says(monkeypatch: pytest.MonkeyPatch, native: bool, speedup: float | None) -> list[int]:
     """Make the detection answer `native` and the probe `speedup`; returns the probe's calls."""
-    found = "avx512_bf16" if native else "avx512_bf16 and amx absent"
+    found = "avx512_bf16" if native else "avx512_bf16, amx, /proc/cpuinfo bf16 flags absent"
     monkeypatch.setattr(precision, "cpu_bf16_support", lambda: (native, found))
     calls: list[int] = []
 
@@ -47,7 +47,9 @@ def test_auto_is_fp32_without_native_bf16_and_runs_no_probe(
     calls = cpu_says(monkeypatch, native=False, speedup=None)
     choice = resolve_precision(CPU, "auto")
     assert (choice.asked, choice.used) == ("auto", "fp32")
-    assert choice.describe() == "auto -> fp32: no native bf16 (avx512_bf16 and amx absent)"
+    assert choice.describe() == (
+        "auto -> fp32: no native bf16 (avx512_bf16, amx, /proc/cpuinfo bf16 flags absent)"
+    )
     assert calls == []
 
 
@@ -111,20 +113,38 @@ def test_detection_falls_back_to_cpuinfo_flags(
     monkeypatch.setattr(precision, "_cpuinfo_flags", lambda: precision._read_flags(cpuinfo))
     assert precision.cpu_bf16_support() == (True, "avx512_bf16 in /proc/cpuinfo")
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f\n")
-    assert precision.cpu_bf16_support() == (False, "no bf16 flag in /proc/cpuinfo")
-    # Arm names its features "Features"; its BF16 extension is "bf16".
-    cpuinfo.write_text("processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\n")
-    assert precision.cpu_bf16_support()[0] is True
+    assert precision.cpu_bf16_support() == (False, "/proc/cpuinfo bf16 flags absent")
     monkeypatch.setattr(precision, "_cpuinfo_flags", lambda: None)
     assert precision.cpu_bf16_support()[0] is False
 
 
-def test_torch_checks_decide_where_present(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_arm_bf16_is_found_in_cpuinfo_where_torch_checks_say_no(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # PyTorch's checks are x86 ones: on Arm they exist and answer False.
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\n")
+    monkeypatch.setattr(precision, "_cpuinfo_flags", lambda: precision._read_flags(cpuinfo))
+    assert precision.cpu_bf16_support() == (True, "bf16 in /proc/cpuinfo")
+    cpuinfo.write_text("processor\t: 0\nFeatures\t: fp asimd\n")
+    assert precision.cpu_bf16_support() == (
+        False,
+        "avx512_bf16, amx, /proc/cpuinfo bf16 flags absent",
+    )
+
+
+def test_torch_checks_decide_first(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    monkeypatch.setattr(precision, "_cpuinfo_flags", lambda: set())
     assert precision.cpu_bf16_support() == (True, "amx")
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
-    assert precision.cpu_bf16_support() == (False, "avx512_bf16 and amx absent")
+    assert precision.cpu_bf16_support() == (
+        False,
+        "avx512_bf16, amx, /proc/cpuinfo bf16 flags absent",
+    )
 
 
 def test_the_probe_measures_a_speed_ratio() -> None:
@@ -148,7 +168,13 @@ def recording(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     ("native", "speedup", "asked", "used", "reason"),
     [
-        ("no", None, "auto", "fp32", "no native bf16 (avx512_bf16 and amx absent)"),
+        (
+            "no",
+            None,
+            "auto",
+            "fp32",
+            "no native bf16 (avx512_bf16, amx, /proc/cpuinfo bf16 flags absent)",
+        ),
         ("yes", 2.0, "auto", "bf16", "native bf16 (avx512_bf16), faster in the probe (2.00x fp32)"),
         ("no", None, "fp32", "fp32", "as asked"),
     ],

@@ -119,22 +119,22 @@ _TORCH_CHECKS = {"avx512_bf16": "_is_avx512_bf16_supported", "amx": "_is_amx_til
 
 
 def cpu_bf16_support() -> tuple[bool, str]:
-    """(native, what was found): PyTorch's own CPU checks where this PyTorch has them, else the
-    flags of /proc/cpuinfo (Linux); no way to tell counts as not native."""
+    """(native, what was found): PyTorch's own CPU checks (AVX512-BF16, AMX) where this PyTorch
+    has them, then the flags of /proc/cpuinfo (Linux; the only check for Arm's BF16); no way to
+    tell counts as not native."""
     checks = {name: getattr(torch.cpu, fn, None) for name, fn in _TORCH_CHECKS.items()}
     available = {name: fn for name, fn in checks.items() if fn is not None}
-    if available:
-        present = [name for name, fn in available.items() if fn()]
-        if present:
-            return True, " and ".join(present)
-        return False, f"{' and '.join(available)} absent"
-    flags = _cpuinfo_flags()
-    if flags is None:
-        return False, "CPU features unknown: no PyTorch check and no /proc/cpuinfo"
-    present = [f for f in _NATIVE_FLAGS if f in flags]
+    present = [name for name, fn in available.items() if fn()]
     if present:
-        return True, " and ".join(present) + " in /proc/cpuinfo"
-    return False, "no bf16 flag in /proc/cpuinfo"
+        return True, " and ".join(present)
+    flags = _cpuinfo_flags()
+    listed = [f for f in _NATIVE_FLAGS if f in (flags or ())]
+    if listed:
+        return True, " and ".join(listed) + " in /proc/cpuinfo"
+    looked = [*available] + ([] if flags is None else ["/proc/cpuinfo bf16 flags"])
+    if not looked:
+        return False, "CPU features unknown: no PyTorch check and no /proc/cpuinfo"
+    return False, f"{', '.join(looked)} absent"
 
 
 def _cpuinfo_flags() -> set[str] | None:
