@@ -23,6 +23,8 @@ from bioclass.runtime.interrupt import StoppedAtOnce
 from bioclass.scan.options import BACKENDS, EVENT_EDGES, FORMATS
 
 DEVICES = click.Choice(["auto", "cpu", "cuda", "mps"], case_sensitive=False)
+# runtime.precision.PRECISIONS, spelled out: importing that module would load torch for --help.
+PRECISION_CHOICES = click.Choice(["auto", "fp32", "bf16", "amp"])
 
 
 def _friendly(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -804,10 +806,11 @@ SCAN_OPTION_GROUPS = {
 )
 @click.option(
     "--precision",
-    type=click.Choice(["fp32", "bf16", "amp"]),
-    default="fp32",
+    type=PRECISION_CHOICES,
+    default="auto",
     show_default=True,
-    help="bf16 on CPUs that support it; amp = autocast on CUDA.",
+    help="auto: AMP on CUDA, bf16 on a CPU that computes it natively and faster, else fp32 "
+    "(the manifest says which and why); amp = autocast on CUDA.",
 )
 @click.option(
     "--backend",
@@ -1122,7 +1125,11 @@ def pretrain(
     help="exact: every window alone; fast: trunk once per block.",
 )
 @click.option(
-    "--precision", type=click.Choice(["fp32", "bf16", "amp"]), default="fp32", show_default=True
+    "--precision",
+    type=PRECISION_CHOICES,
+    default="auto",
+    show_default=True,
+    help="As for `bioclass scan`.",
 )
 @ray_options
 @verbosity_options

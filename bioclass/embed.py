@@ -40,7 +40,7 @@ from bioclass.outputs import writers
 from bioclass.outputs.provenance import provenance
 from bioclass.outputs.timestamps import parse_timestamp, start_datetimes
 from bioclass.runtime.device import pick_device
-from bioclass.runtime.precision import check_inference_precision
+from bioclass.runtime.precision import resolve_precision
 
 if TYPE_CHECKING:
     from bioclass.inference.ray_pool import RayPool, SpanJob
@@ -59,7 +59,7 @@ class EmbedOptions:
     batch_size: int = 64
     device: str = "auto"
     mode: str = "exact"  # as for `bioclass scan`, but exact by default
-    precision: str = "fp32"
+    precision: str = "auto"  # auto | fp32 | bf16 | amp (as for `bioclass scan`)
 
 
 @dataclass
@@ -123,7 +123,7 @@ def _embed(
         dev = pick_device(options.device)
     else:  # the workers' device: this machine may have no GPU where they have one
         dev = pool.start([model_path], options.device, embedding=True)
-    check_inference_precision(dev, options.precision)
+    precision = resolve_precision(dev, options.precision)
     if pool is None:
         prepare_for_inference(model, dev)
     window = options.window_seconds if options.window_seconds is not None else info.window_seconds
@@ -165,7 +165,7 @@ def _embed(
                 options.batch_size,
                 dev,
                 mode,
-                options.precision,
+                precision.used,
             )
 
         results = _local_results(files, score)
@@ -173,7 +173,7 @@ def _embed(
         from bioclass.inference.ray_pool import SpanJob  # noqa: F811 (at run time only here)
 
         job = SpanJob(
-            plan, mode, options.batch_size, options.channels, options.precision,
+            plan, mode, options.batch_size, options.channels, precision.used,
             WindowOutput.embedding(),
         )  # fmt: skip
         results = _pool_results(files, pool, job)
@@ -227,6 +227,9 @@ def _embed(
         "hop_seconds": summary.hop_seconds,
         "mode": mode,
         "device": str(dev),
+        "precision": precision.used,
+        "precision_asked": precision.asked,
+        "precision_reason": precision.reason,
         "min_last_window_seconds": window / 2,
         "files_total": summary.n_files,
         "files_embedded": summary.n_files - len(summary.failed),

@@ -87,3 +87,13 @@ def trained(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     code, output = run_cli("train", recipe, "--out", folder / "run")
     assert code == 0, output
     return folder / "run"
+
+
+@pytest.fixture(autouse=True)
+def _auto_precision_is_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--precision auto` (the default) resolves to fp32 in every test, as if the bf16 probe
+    found bf16 slower: the suite's score comparisons then mean the same on every CPU, and no test
+    pays for the probe. tests/test_precision.py sets its own probe results."""
+    from bioclass.runtime import precision
+
+    monkeypatch.setattr(precision, "bf16_probe_speedup", lambda threads: 0.0)

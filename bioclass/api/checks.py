@@ -12,7 +12,7 @@ from bioclass.core.errors import BioclassError
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MODES = ("fast", "exact")
-PRECISIONS = ("fp32", "bf16", "amp")
+PRECISIONS = ("auto", "fp32", "bf16", "amp")
 
 
 def _real(name: str, value: Any) -> float:

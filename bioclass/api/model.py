@@ -29,7 +29,7 @@ from bioclass.inference.score import WindowOutput, resolve_mode, score_file
 from bioclass.inference.stream import WindowPlan
 from bioclass.models import Classifier
 from bioclass.runtime.device import pick_device
-from bioclass.runtime.precision import check_inference_precision
+from bioclass.runtime.precision import resolve_precision
 from bioclass.scan.options import ScanOptions
 
 
@@ -113,7 +113,7 @@ class Model:
         channels: str | int = "mix",
         mode: str = "fast",
         batch_size: int = 64,
-        precision: str = "fp32",
+        precision: str = "auto",
         device: str = "auto",
         calibration: str | None = None,
         progress: bool = False,
@@ -175,7 +175,7 @@ class Model:
         opts: dict[str, Any],
     ) -> pd.DataFrame:
         device = pick_device(opts["device"])
-        check_inference_precision(device, opts["precision"])
+        precision = resolve_precision(device, opts["precision"]).used
         model = self._prepared_on(device)
         # The hop exactly as a scan resolves it (ScanOptions is where that rule lives).
         hop_s = ScanOptions(Path("-"), hop, overlap).hop_for(self.window_seconds)
@@ -194,7 +194,7 @@ class Model:
                     batch_size=opts["batch_size"],
                     device=device,
                     mode=mode,
-                    precision=opts["precision"],
+                    precision=precision,
                 )
                 if result.note:
                     damaged.append({"file": str(recording), "note": result.note})

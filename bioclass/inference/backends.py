@@ -22,7 +22,7 @@ from bioclass.inference.models import (
     prepare_for_inference,
 )
 from bioclass.runtime.device import pick_device
-from bioclass.runtime.precision import check_inference_precision
+from bioclass.runtime.precision import PrecisionChoice, resolve_precision
 
 TORCH = "torch"
 ONNXRUNTIME = "onnxruntime"
@@ -31,8 +31,9 @@ BACKENDS = (TORCH, ONNXRUNTIME)
 
 def load_backend(
     paths: list[Path], backend: str, device: str, precision: str
-) -> tuple[LoadedModels, torch.device]:
-    """The models of `paths` loaded for `backend` and ready to score, and the device they use.
+) -> tuple[LoadedModels, torch.device, PrecisionChoice]:
+    """The models of `paths` loaded for `backend` and ready to score, the device they use and
+    the precision they run in (`--precision auto` resolved).
 
     torch: checkpoints, on `device`, prepared (BatchNorms folded, channels-last). onnxruntime:
     exported ONNX files, each in a CPU session with as many threads as torch uses
@@ -40,8 +41,8 @@ def load_backend(
 
     Raises:
         BioclassError: an unknown backend; for onnxruntime, onnxruntime not installed, a device
-            other than the CPU, a precision other than fp32, a file that is not an ONNX export
-            of bioclass; models that disagree (as `load_models`).
+            other than the CPU, a precision other than fp32 (or auto), a file that is not an
+            ONNX export of bioclass; models that disagree (as `load_models`).
     """
     if not paths:
         raise BioclassError("give at least one --model")
@@ -55,17 +56,17 @@ def load_backend(
             )
         loaded = load_models(paths)
         dev = pick_device(device)
-        check_inference_precision(dev, precision)
+        choice = resolve_precision(dev, precision)
         for model in loaded.models:
             prepare_for_inference(model, dev)
-        return loaded, dev
+        return loaded, dev, choice
     if backend == ONNXRUNTIME:
         if device not in ("auto", "cpu"):
             raise BioclassError(
                 f"--backend onnxruntime runs on the CPU only; drop --device {device} or use "
                 "--backend torch"
             )
-        if precision != "fp32":
+        if precision not in ("auto", "fp32"):
             # The export is a float32 graph; onnxruntime has no autocast to lower it.
             raise BioclassError(
                 f"--precision {precision}: --backend onnxruntime runs the exported float32 "
@@ -73,5 +74,6 @@ def load_backend(
             )
         threads = torch.get_num_threads()
         models = [OnnxModel(p, threads) for p in paths]
-        return ensemble(models, paths, [m.info for m in models]), torch.device("cpu")
+        choice = PrecisionChoice(precision, "fp32", "onnxruntime runs the exported float32 model")
+        return ensemble(models, paths, [m.info for m in models]), torch.device("cpu"), choice
     raise BioclassError(f"unknown backend {backend!r} (use {' or '.join(BACKENDS)})")

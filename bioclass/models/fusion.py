@@ -8,8 +8,8 @@ training (BN statistics must keep updating there).
 
 from __future__ import annotations
 
+import torch
 from torch import nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 
 def fuse_conv_bn(model: nn.Module) -> int:
@@ -31,7 +31,26 @@ def fuse_conv_bn(model: nn.Module) -> int:
         for first, second in zip(names, names[1:], strict=False):
             conv, norm = module._modules[first], module._modules[second]
             if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
-                module._modules[first] = fuse_conv_bn_eval(conv, norm)
+                _fold_into(conv, norm)
                 module._modules[second] = nn.Identity()
                 folded += 1
     return folded
+
+
+@torch.no_grad()
+def _fold_into(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> None:
+    """Rescale `conv`'s weights and set its bias so that it computes norm(conv(x)).
+
+    In place, unlike torch's `fuse_conv_bn_eval`, which copies the convolution first: the copies
+    of a CNN10 (20 MB of weights) took 0.1-0.3 s of every scan's start-up on a busy machine.
+    """
+    scale = torch.rsqrt(norm.running_var.to(conv.weight.dtype) + norm.eps)
+    if norm.weight is not None:
+        scale = scale * norm.weight
+    shift = -norm.running_mean * scale
+    if norm.bias is not None:
+        shift = shift + norm.bias
+    if conv.bias is not None:
+        shift = shift + conv.bias * scale
+    conv.weight.mul_(scale.reshape(-1, 1, 1, 1))
+    conv.bias = nn.Parameter(shift.to(conv.weight.dtype), requires_grad=conv.weight.requires_grad)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -11,7 +15,7 @@ from bioclass.core.errors import BioclassError
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "bf16", "amp")  # what scan and embed accept (--precision)
+PRECISIONS = ("auto", "fp32", "bf16", "amp")  # what scan and embed accept (--precision)
 
 
 def cuda_amp_dtype() -> torch.dtype:
@@ -28,7 +32,8 @@ def training_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
 
 
 def inference_dtype(device: torch.device, precision: str) -> torch.dtype | None:
-    """The autocast dtype of `--precision`: fp32 (none), bf16 (CPU or CUDA), amp (CUDA)."""
+    """The autocast dtype of a resolved `--precision` (see `resolve_precision` for auto): fp32
+    (none), bf16 (CPU or CUDA), amp (CUDA)."""
     if precision == "fp32":
         return None
     if precision == "bf16":
@@ -40,15 +45,58 @@ def inference_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     raise BioclassError(f"unknown precision '{precision}' (use {', '.join(PRECISIONS)})")
 
 
-def check_inference_precision(device: torch.device, precision: str) -> None:
-    """Fail now on a precision the device cannot run; warn where bf16 is only emulated (slower
-    than fp32 there)."""
-    inference_dtype(device, precision)
-    if precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
-        log.warning(
-            "this CPU has no native bfloat16 (AVX512-BF16/AMX): bf16 is emulated and "
-            "slower than fp32 here"
-        )
+@dataclass(frozen=True)
+class PrecisionChoice:
+    """What `--precision` asked for, what runs, and why (for the log and the manifest)."""
+
+    asked: str
+    used: str  # fp32 | bf16 | amp: what the scores are computed in
+    reason: str
+
+    def describe(self) -> str:
+        return f"{self.asked} -> {self.used}: {self.reason}"
+
+
+def resolve_precision(device: torch.device, asked: str) -> PrecisionChoice:
+    """The precision to run for `--precision` on `device`.
+
+    auto: AMP on CUDA; on a CPU, bf16 only where the CPU computes it natively and a short probe
+    (`bf16_probe_speedup`) finds it faster than fp32 there, else fp32; fp32 elsewhere (MPS).
+    An explicit choice is kept; one the device cannot run fails now, and bf16 on a CPU without
+    native bf16 runs with a warning (emulated: slower than fp32, same scores within bf16's
+    rounding).
+    """
+    if asked == "auto":
+        return _auto(device)
+    inference_dtype(device, asked)  # refuses what the device cannot run
+    if asked == "bf16" and device.type == "cpu":
+        native, found = cpu_bf16_support()
+        if not native:
+            log.warning(
+                "--precision bf16: this CPU has no native bfloat16 (%s); bf16 is emulated "
+                "and usually slower than fp32 here",
+                found,
+            )
+            return PrecisionChoice(asked, asked, f"as asked; emulated: {found}")
+        return PrecisionChoice(asked, asked, f"as asked; native bf16 ({found})")
+    return PrecisionChoice(asked, asked, "as asked")
+
+
+def _auto(device: torch.device) -> PrecisionChoice:
+    if device.type == "cuda":
+        dtype = "bf16" if cuda_amp_dtype() == torch.bfloat16 else "fp16"
+        return PrecisionChoice("auto", "amp", f"CUDA autocast ({dtype})")
+    if device.type != "cpu":
+        return PrecisionChoice("auto", "fp32", f"{device.type}: fp32")
+    native, found = cpu_bf16_support()
+    if not native:
+        return PrecisionChoice("auto", "fp32", f"no native bf16 ({found})")
+    speedup = bf16_probe_speedup(torch.get_num_threads())
+    verdict = "faster" if speedup >= BF16_MIN_SPEEDUP else "not faster"
+    used = "bf16" if speedup >= BF16_MIN_SPEEDUP else "fp32"
+    return PrecisionChoice(
+        "auto", used, f"native bf16 ({found}), {verdict} in the probe ({speedup:.2f}x fp32)"
+    )
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
@@ -59,7 +107,86 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
 
 
 def cpu_has_native_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX); elsewhere bf16 is
-    emulated and slower than fp32."""
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16, AMX, Arm BF16); elsewhere bf16
+    is emulated and slower than fp32."""
+    return cpu_bf16_support()[0]
+
+
+# The CPU features that compute bfloat16 natively: x86's AVX512-BF16 and AMX (tile
+# multiplies), Arm's BF16 extension ("bf16" among /proc/cpuinfo's Features).
+_NATIVE_FLAGS = ("avx512_bf16", "amx_bf16", "amx_tile", "bf16")
+_TORCH_CHECKS = {"avx512_bf16": "_is_avx512_bf16_supported", "amx": "_is_amx_tile_supported"}
+
+
+def cpu_bf16_support() -> tuple[bool, str]:
+    """(native, what was found): PyTorch's own CPU checks (AVX512-BF16, AMX) where this PyTorch
+    has them, then the flags of /proc/cpuinfo (Linux; the only check for Arm's BF16); no way to
+    tell counts as not native."""
+    checks = {name: getattr(torch.cpu, fn, None) for name, fn in _TORCH_CHECKS.items()}
+    available = {name: fn for name, fn in checks.items() if fn is not None}
+    present = [name for name, fn in available.items() if fn()]
+    if present:
+        return True, " and ".join(present)
+    flags = _cpuinfo_flags()
+    listed = [f for f in _NATIVE_FLAGS if f in (flags or ())]
+    if listed:
+        return True, " and ".join(listed) + " in /proc/cpuinfo"
+    looked = [*available] + ([] if flags is None else ["/proc/cpuinfo bf16 flags"])
+    if not looked:
+        return False, "CPU features unknown: no PyTorch check and no /proc/cpuinfo"
+    return False, f"{', '.join(looked)} absent"
+
+
+def _cpuinfo_flags() -> set[str] | None:
+    return _read_flags(Path("/proc/cpuinfo"))
+
+
+def _read_flags(path: Path) -> set[str] | None:
+    """The CPU flags (x86 "flags", Arm "Features") of the first processor in a cpuinfo file,
+    or None."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    return set(value.split())
+    except OSError:
+        return None
+    return None
+
+
+# bf16 must beat fp32 by this much in the probe: on a CPU where the two are close, fp32 (the
+# exact scores) wins, and probe noise cannot flip the choice between runs.
+BF16_MIN_SPEEDUP = 1.15
+
+
+@functools.cache
+def bf16_probe_speedup(threads: int) -> float:
+    """How many times faster bf16 autocast runs than fp32 on this CPU, from a channels-last
+    3x3 convolution the size of a scanning CNN's middle layers (convolutions are nearly all of
+    CNN10's and MobileNet's work), best of two each, interleaved: 6 calls, about 0.05-0.2 s
+    (more on a busy machine), once per process and thread count.
+
+    Native bf16 instructions do not make bf16 faster everywhere: the conversions around each
+    layer can cost more than the faster multiplies save (measured on one Xeon with
+    AVX512-BF16 and no AMX: bf16 ran these layers at 0.5-0.7x fp32).
+    """
+    del threads  # the cache key: the speed ratio depends on it
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 64, 32, 32, generator=generator)
+    x = x.contiguous(memory_format=torch.channels_last)
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(memory_format=torch.channels_last)
+
+    def run(dtype: torch.dtype | None) -> float:
+        with torch.no_grad(), autocast(torch.device("cpu"), dtype):
+            started = time.perf_counter()
+            conv(x)
+            return time.perf_counter() - started
+
+    best = {None: float("inf"), torch.bfloat16: float("inf")}
+    for dtype in best:
+        run(dtype)  # the first call builds the kernels
+    for _ in range(2):
+        for dtype in best:
+            best[dtype] = min(best[dtype], run(dtype))
+    return best[None] / best[torch.bfloat16]

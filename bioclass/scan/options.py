@@ -36,7 +36,7 @@ class ScanOptions:
     channels: str | int = "mix"
     mode: str = "fast"  # fast (shared trunk per block) | exact (every window on its own)
     backend: str = "torch"  # torch (checkpoints) | onnxruntime (exported ONNX files; exact)
-    precision: str = "fp32"  # fp32 | bf16 | amp
+    precision: str = "auto"  # auto | fp32 | bf16 | amp (the scan runs with auto resolved)
     device: str = "auto"
     batch_size: int = 64
     workers: int = 1

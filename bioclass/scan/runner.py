@@ -21,7 +21,7 @@ from bioclass.inference.models import load_models
 from bioclass.inference.score import FileScores, WindowOutput, resolve_mode, score_file
 from bioclass.inference.stream import WindowPlan
 from bioclass.outputs import writers
-from bioclass.runtime.precision import check_inference_precision
+from bioclass.runtime.precision import resolve_precision
 from bioclass.scan.assemble import check_output_folders, write_outputs
 from bioclass.scan.channels import check_channel_exists
 from bioclass.scan.classfilter import written_classes
@@ -91,7 +91,7 @@ def _scan(
 ) -> ScanSummary:
     """The scan itself, run while the outputs are locked (arguments as for `scan`)."""
     if distributor is None:
-        loaded, device = load_backend(
+        loaded, device, precision = load_backend(
             model_paths, options.backend, options.device, options.precision
         )
     else:
@@ -102,8 +102,12 @@ def _scan(
         loaded = load_models(model_paths)
         # The workers' device: this machine may have no GPU where they have one.
         device = distributor.start(model_paths, options)
-        check_inference_precision(device, options.precision)
+        # auto is resolved on this machine's kind of device: workers of another CPU may differ
+        # (give --precision for a cluster of mixed machines).
+        precision = resolve_precision(device, options.precision)
     info = loaded.info
+    # From here on the options say what runs (the journal key, the manifest's "precision").
+    options = replace(options, precision=precision.used)
     plan = WindowPlan.from_seconds(
         info.sample_rate, info.window_seconds, options.hop_for(info.window_seconds)
     )
@@ -133,13 +137,13 @@ def _scan(
     params = score_params(loaded.hashes, plan, options, device, calibrated)
     output = WindowOutput.class_scores(score_maps)
     log.info(
-        "scanning %d file(s) with %s in %s on %s: %s mode, %s, window %.3g s, hop %.3g s",
+        "scanning %d file(s) with %s in %s on %s: %s mode, precision %s, window %.3g s, hop %.3g s",
         len(files),
         ", ".join(p.name for p in loaded.paths),
         options.backend,
         device,
         options.mode,
-        options.precision,
+        precision.describe(),
         info.window_seconds,
         plan.hop_seconds,
     )
@@ -185,5 +189,6 @@ def _scan(
     write_outputs(outcomes, detector, options, summary, info.sample_rate, metadata)
     summary.wall_seconds = time.perf_counter() - started
     manifest = build_manifest(loaded, thresholds, plan, options, summary, device)
+    manifest.update(precision_asked=precision.asked, precision_reason=precision.reason)
     write_manifest(paths["manifest"], manifest, summary)
     return summary
