@@ -149,6 +149,33 @@ def verbosity_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return verbose(quiet(func))
 
 
+def run_options(example: str | None, out_default: str) -> Callable[[Callable], Callable]:
+    """--set, --out and --device, the options of every command that trains from a recipe."""
+    options = [
+        click.option(
+            "--set",
+            "overrides",
+            multiple=True,
+            metavar="SECTION.KEY=VALUE",
+            help="Override a recipe value (repeatable)"
+            + (f", e.g. --set {example}" if example else "."),
+        ),
+        click.option(
+            "--out",
+            type=click.Path(file_okay=False, path_type=Path),
+            help=f"Run directory (default: {out_default}).",
+        ),
+        click.option("--device", type=DEVICES, default="auto", show_default=True),
+    ]
+
+    def apply(func: Callable) -> Callable:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return apply
+
+
 def examples(*lines: str) -> str:
     """A command's epilog: its examples, kept on their own lines by click (the \\b marker)."""
     return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in lines)
@@ -173,19 +200,7 @@ def main() -> None:
     ),
 )
 @click.argument("recipe", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="SECTION.KEY=VALUE",
-    help="Override a recipe value (repeatable), e.g. --set train.lr=0.0005",
-)
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Run directory (default: runs/<recipe>-<time>).",
-)
-@click.option("--device", type=DEVICES, default="auto", show_default=True)
+@run_options("train.lr=0.0005", "runs/<recipe>-<time>")
 @click.option(
     "--resume",
     type=click.Path(file_okay=False, path_type=Path),
@@ -234,19 +249,7 @@ def train(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Recipe for the student's data and training (default: the first teacher's recipe).",
 )
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="SECTION.KEY=VALUE",
-    help="Override a recipe value (repeatable), e.g. --set distill.temperature=2",
-)
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Run directory (default: runs/distill-<student>-<time>).",
-)
-@click.option("--device", type=DEVICES, default="auto", show_default=True)
+@run_options("distill.temperature=2", "runs/distill-<student>-<time>")
 @verbosity_options
 @_friendly
 def distill(
@@ -1022,19 +1025,7 @@ def scan(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Pretraining recipe (YAML), e.g. recipes/pretrain_simclr.yaml.",
 )
-@click.option(
-    "--set",
-    "overrides",
-    multiple=True,
-    metavar="SECTION.KEY=VALUE",
-    help="Override a recipe value (repeatable).",
-)
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Run directory (default: runs/<recipe>-<time>).",
-)
-@click.option("--device", type=DEVICES, default="auto", show_default=True)
+@run_options(None, "runs/<recipe>-<time>")
 @click.option(
     "--resume",
     type=click.Path(file_okay=False, path_type=Path),
