@@ -56,7 +56,9 @@ def scan(args: list[str], env: dict[str, str] | None = None) -> float:
 
 
 def outputs(folder: Path) -> dict[str, bytes]:
-    """The outputs under `folder` (not the journal), paths normalised, manifest without timings."""
+    """The outputs under `folder` (not the journal), paths normalised, manifest without timings
+    (and without `precision_reason`, which quotes the bf16 probe's measured speed on CPUs with
+    native bf16: a figure of the moment, like the wall time)."""
     found = {}
     for path in sorted(folder.rglob("*")):
         if not path.is_file() or path.parent.name.endswith(".parts") or path.suffix == ".lock":
@@ -64,8 +66,8 @@ def outputs(folder: Path) -> dict[str, bytes]:
         data = path.read_bytes().replace(f"{folder}/".encode(), b"OUT/")
         if path.name.endswith("manifest.json"):
             manifest = json.loads(data)
-            for key in ("wall_seconds", "created"):
-                manifest.pop(key)
+            for key in ("wall_seconds", "created", "precision_reason"):
+                manifest.pop(key, None)
             data = json.dumps(manifest, sort_keys=True).encode()
         found[str(path.relative_to(folder))] = data
     return found
