@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import platform
 import shutil
 import statistics
 import tempfile
@@ -34,6 +33,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 import torch
+from bench_common import cpu_description
 
 from bioclass.checkpoint import atomic_save, model_checkpoint
 from bioclass.export import export_model
@@ -47,16 +47,6 @@ MODELS = ("cnn10", "mobilenetv1")
 CLASSES = ["a", "b", "c"]
 RATE, WINDOW = 16000, 3.0
 ROWS = (("torch", "exact"), ("onnxruntime", "exact"), ("torch", "fast"))
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def load_average() -> str:
@@ -131,7 +121,7 @@ def main() -> None:
 
     load_before = load_average()
     print(
-        f"machine: {cpu_model()}, {os.cpu_count()} cores; torch {torch.__version__}, "
+        f"machine: {cpu_description()['cpu']}, {os.cpu_count()} cores; torch {torch.__version__}, "
         f"onnxruntime {onnxruntime.__version__}; {args.threads} threads; "
         f"load average before: {load_before}",
         flush=True,

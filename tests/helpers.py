@@ -1,9 +1,11 @@
-"""Helpers shared by the CLI tests: a tiny training recipe and an in-process CLI runner."""
+"""Helpers shared by the CLI tests: a tiny training recipe, an in-process CLI runner, and
+trained-looking BatchNorms for models built by a test."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from click.testing import CliRunner
 
 from bioclass.cli import main
@@ -17,6 +19,18 @@ model: {{name: cnn6}}
 augment: {{mixup_alpha: 0.3, specaugment: true}}
 train: {{batch_size: 8, iterations: 6, eval_every: 3, ema_start: 3, ema_decay: 0.9}}
 """
+
+
+def trained_looking_batchnorms(model: torch.nn.Module) -> None:
+    """Give every BatchNorm running statistics and affine values a trained model could have, so
+    folding them into the convolutions changes the numbers (a fresh BatchNorm is the identity)."""
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.2, 0.2)
 
 
 def write_recipe(folder: Path, csv: Path, max_bad: float = 0.05) -> Path:

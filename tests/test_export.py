@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import run_cli
+from helpers import run_cli, trained_looking_batchnorms
 
 from bioclass.checkpoint import atomic_save, checkpoint_info, model_checkpoint, read_checkpoint
 from bioclass.core.errors import BioclassError
@@ -55,14 +55,7 @@ def _checkpoint(name: str, path: Path) -> tuple[Path, np.ndarray]:
     frontend, n_samples = tiny(name)
     torch.manual_seed(0)
     model = create_model(name, len(CLASSES), frontend).eval()
-    with torch.no_grad():
-        # Trained-looking BatchNorms, so folding them into the convolutions changes the numbers.
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.5, 0.5)
-                module.running_var.uniform_(0.5, 2.0)
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.2, 0.2)
+    trained_looking_batchnorms(model)
     recipe = recipe_to_dict(Recipe())
     recipe["audio"]["clip_seconds"] = n_samples / SAMPLE_RATE
     ckpt = model_checkpoint(

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import run_cli
+from helpers import run_cli, trained_looking_batchnorms
 
 from bioclass.checkpoint import atomic_save, model_checkpoint
 from bioclass.models import FrontendConfig, create_model
@@ -36,14 +36,7 @@ def _checkpoint(path: Path) -> Path:
     frontend = FrontendConfig(SAMPLE_RATE, n_fft=256, hop_length=HOP, n_mels=SIDE, f_max=4000)
     torch.manual_seed(0)
     model = create_model("cnn6", len(CLASSES), frontend).eval()
-    with torch.no_grad():
-        # Trained-looking BatchNorms: folding them changes the numbers, as in a real model.
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.running_mean.uniform_(-0.5, 0.5)
-                module.running_var.uniform_(0.5, 2.0)
-                module.weight.uniform_(0.5, 1.5)
-                module.bias.uniform_(-0.2, 0.2)
+    trained_looking_batchnorms(model)
     recipe = recipe_to_dict(Recipe())
     recipe["audio"]["clip_seconds"] = WINDOW / SAMPLE_RATE
     ckpt = model_checkpoint(
