@@ -961,10 +961,6 @@ def scan(
         }
     )
     distributor = None
-    if ray is not None and options.backend != "torch":
-        raise BioclassError(
-            f"--ray scores with the torch backend: drop --backend {options.backend} or --ray"
-        )
     if ray is not None:
         from bioclass.scan.ray_dispatch import RayDistributor
 

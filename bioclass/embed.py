@@ -121,11 +121,10 @@ def _embed(
     model, info = loaded.models[0], loaded.info
     if pool is None:
         dev = pick_device(options.device)
+        prepare_for_inference(model, dev)
     else:  # the workers' device: this machine may have no GPU where they have one
         dev = pool.start([model_path], options.device, embedding=True)
     precision = resolve_precision(dev, options.precision)
-    if pool is None:
-        prepare_for_inference(model, dev)
     window = options.window_seconds if options.window_seconds is not None else info.window_seconds
     if window <= 0:
         raise BioclassError(f"--window must be positive, got {window:g}")

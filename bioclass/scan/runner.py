@@ -70,6 +70,11 @@ def scan(
         BioclassError: e.g. `options.channels` is a channel that no input file has.
     """
     started = time.perf_counter()
+    if distributor is not None and options.backend != TORCH:
+        # Ray's workers load checkpoints; refused before anything starts.
+        raise BioclassError(
+            f"--ray scores with the torch backend: drop --backend {options.backend} or --ray"
+        )
     check_output_folders(options)  # before the models load: an unwritable folder costs nothing
     check_channel_exists(files, options.channels)
     with OutputLock(writers.output_paths(options.out)["lock"]):
@@ -95,10 +100,6 @@ def _scan(
             model_paths, options.backend, options.device, options.precision
         )
     else:
-        if options.backend != TORCH:
-            raise BioclassError(
-                f"--ray scores with the torch backend: drop --backend {options.backend} or --ray"
-            )
         loaded = load_models(model_paths)
         # The workers' device: this machine may have no GPU where they have one.
         device = distributor.start(model_paths, options)

@@ -24,7 +24,12 @@ import torch
 import torch.nn.functional as F
 
 from bioclass.augment.spec import mixup, spec_augment
-from bioclass.checkpoint import checkpoint_info, load_classifier, read_checkpoint
+from bioclass.checkpoint import (
+    CheckpointInfo,
+    checkpoint_info,
+    load_classifier,
+    read_checkpoint,
+)
 from bioclass.core.activation import Activation
 from bioclass.core.errors import BioclassError
 from bioclass.inference.models import sha256_file
@@ -46,12 +51,12 @@ def distill_recipe(
     if not teachers:
         raise BioclassError("give at least one TEACHER checkpoint")
     student = known_model(student)
-    for path in teachers:
-        _classifier(Path(path))
+    # Each teacher is read once: checked, and the first one kept for its recipe.
+    first = [_classifier(Path(path)) for path in teachers][0]
     if recipe is not None:
         base, source = recipe_to_dict(load_recipe(recipe)), str(recipe)
     else:
-        base, source = _classifier(Path(teachers[0]))["recipe"], f"{teachers[0]} (its recipe)"
+        base, source = first["recipe"], f"{teachers[0]} (its recipe)"
     base = {
         **base,
         "model": {**base.get("model", {}), "name": student, "init_from": None},
@@ -109,9 +114,10 @@ class Teachers:
         members = []
         for text in paths:
             path = Path(text)
-            check_teacher(path, sample_rate)
+            # Read once here; `check_teacher` vetted the file before the data was decoded.
             model, ckpt = load_classifier(path)
             info = checkpoint_info(ckpt, path)
+            _check_rate(info, path, sample_rate)
             missing = [c for c in classes if c not in info.classes]
             extra = [c for c in info.classes if c not in classes]
             if missing or extra:
@@ -169,7 +175,11 @@ def check_teacher(path: Path, sample_rate: int) -> None:
     Raises:
         BioclassError: what is wrong with it, naming the file.
     """
-    info = checkpoint_info(_classifier(path), path)
+    _check_rate(checkpoint_info(_classifier(path), path), path, sample_rate)
+
+
+def _check_rate(info: CheckpointInfo, path: Path, sample_rate: int) -> None:
+    """A teacher scores audio at the student's sample rate, or is refused."""
     if info.sample_rate != sample_rate:
         raise BioclassError(
             f"distill.teachers: {path} scores audio at {info.sample_rate} Hz and the student "
