@@ -21,7 +21,13 @@ from helpers import run_cli
 from bioclass.checkpoint import atomic_save, model_checkpoint
 from bioclass.inference.models import load_models
 from bioclass.inference.ray_worker import SpanScorer
-from bioclass.inference.score import WindowOutput, join_spans, score_file, score_span
+from bioclass.inference.score import (
+    WindowOutput,
+    join_spans,
+    ramp_end,
+    score_file,
+    score_span,
+)
 from bioclass.inference.segments import FileLength, auto_segment_seconds, file_length, file_spans
 from bioclass.inference.stream import WindowPlan
 from bioclass.models import FrontendConfig, create_model
@@ -150,6 +156,22 @@ def test_spans_join_to_the_whole_files_scores_bit_for_bit(
     parts = [score_span(path, loaded.models, output, plan, s, "mix", BATCH) for s in off]
     joined = join_spans(path, parts, output, plan)
     assert not np.array_equal(whole.streams[0].scores, joined.streams[0].scores)
+
+
+def test_exact_mode_starts_small_and_cuts_batches_by_window_index() -> None:
+    # The recording's first batch ramps up (the model starts while the rest decodes); after it,
+    # whole batches on multiples of the batch, as spans are cut, so spans join bit for bit.
+    def cuts(per_batch: int, stop: int) -> list[int]:
+        ends, k = [], 0
+        while k < stop:
+            k = ramp_end(k, per_batch)
+            ends.append(k)
+        return ends
+
+    assert cuts(64, 200) == [8, 16, 32, 64, 128, 192, 256]
+    assert cuts(32, 64) == [4, 8, 16, 32, 64]
+    assert cuts(3, 7) == [1, 2, 3, 6, 9] and cuts(1, 3) == [1, 2, 3]
+    assert ramp_end(64, 64) == 128 and ramp_end(20, 64) == 32  # a span never starts inside
 
 
 def test_files_are_cut_only_as_far_as_the_workers_need() -> None:

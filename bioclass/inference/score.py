@@ -155,16 +155,37 @@ def _finish(out: torch.Tensor, output: WindowOutput, model_index: int) -> torch.
     return maps[model_index if len(maps) > 1 else 0](out.float())
 
 
+def ramp_end(k0: int, per_batch: int) -> int:
+    """Where the batch starting at window `k0` ends, before the limit of the span: the
+    recording's first `per_batch` windows go in doubling batches (8, 8, 16, 32 of 64), so the
+    model starts on the first few windows while the next ones decode, instead of waiting for a
+    whole batch's audio (a 64-window batch of 3 s windows is 192 s to decode and resample).
+    The cuts depend on the window index alone, so every span and every resumed or distributed
+    scan cuts the same batches."""
+    if k0 >= per_batch:
+        return k0 + per_batch
+    end = max(1, per_batch // 8)
+    while end <= k0:
+        end *= 2
+    return min(end, per_batch)
+
+
 def _window_batches(
-    reader: RecordingReader, plan: WindowPlan, per_batch: int, span: WindowSpan = (0, None)
+    reader: RecordingReader,
+    plan: WindowPlan,
+    per_batch: int,
+    span: WindowSpan = (0, None),
+    ramp: bool = False,
 ) -> Iterator[tuple[int, int]]:
     """(first window, number of windows) in batches, discovering the length as it streams.
 
-    Batches start at `span[0]` and stop before `span[1]` (None: the recording's end).
+    Batches start at `span[0]` and stop before `span[1]` (None: the recording's end); with
+    `ramp`, the first batch of the recording is cut as `ramp_end` says.
     """
     k0, stop = span
     while stop is None or k0 < stop:
-        n = per_batch if stop is None else min(per_batch, stop - k0)
+        n = ramp_end(k0, per_batch) - k0 if ramp else per_batch
+        n = n if stop is None else min(n, stop - k0)
         last_needed = (k0 + n - 1) * plan.hop_samples + plan.window_samples
         reader.available_until(last_needed)
         if reader.finished:
@@ -187,7 +208,7 @@ def _exact_batches(
     """(first window, audio (streams, K, window)) batches for exact mode."""
     per_batch = exact_batch_windows(batch_size, len(reader.streams))
     reader.skip_to(span[0] * plan.hop_samples)
-    for k0, n in _window_batches(reader, plan, per_batch, span):
+    for k0, n in _window_batches(reader, plan, per_batch, span, ramp=True):
         start = k0 * plan.hop_samples
         stop = (k0 + n - 1) * plan.hop_samples + plan.window_samples
         audio = reader.read(start, stop)  # (streams, span)
@@ -249,7 +270,8 @@ def fast_mode_problem(models: Sequence[ScanModel], plan: WindowPlan) -> str | No
 
 def resolve_mode(mode: str, models: Sequence[ScanModel], plan: WindowPlan) -> str:
     """The mode to scan in: 'fast' becomes 'exact', with a warning, where it would blur windows,
-    and with an info line for models of another runtime (which score whole windows only)."""
+    and with an info line for models of another runtime (which score whole windows only) and
+    where windows do not overlap (nothing to share, so exact is faster)."""
     if mode == "fast" and not all(isinstance(m, Classifier) for m in models):
         log.info(
             "fast mode needs the model's trunk, which an exported model does not expose: "
@@ -258,6 +280,12 @@ def resolve_mode(mode: str, models: Sequence[ScanModel], plan: WindowPlan) -> st
         return "exact"
     if mode == "fast" and (problem := fast_mode_problem(models, plan)):
         log.warning("%s: fast mode would blur windows, scanning in exact mode", problem)
+        return "exact"
+    if mode == "fast" and plan.hop_samples >= plan.window_samples:
+        # Windows that do not overlap share no trunk computation, and a block's feature grid
+        # and context frames cost more than separate windows (CNN10 at hop = window: fast
+        # 0.88x of exact in benchmarks/scan_backends.py).
+        log.info("windows do not overlap at this hop: scanning in exact mode, which is faster")
         return "exact"
     return mode
 
