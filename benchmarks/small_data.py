@@ -24,6 +24,10 @@ fitting + testing per fold (training + evaluation for recipe rows). Rows:
   logistic regression. BirdNET is not a bioclass dependency: make the embeddings table once with
   `benchmarks/birdnet_embeddings.py` in a separate virtualenv (see its docstring); the row is
   skipped, saying how, while the table is missing.
+- `ssl_probe`: the same logistic regression on a `bioclass pretrain` encoder's embeddings (mean
+  of a clip's windows; --encoder, made with recipes/pretrain_small_data.yaml): what the
+  pretrained representation is worth frozen, beside BirdNET's.
+- `small_data_ssl`: the small-data recipe started from that encoder (`model.init_from`).
 - recipe rows (`RECIPE_ROWS`: a bioclass recipe plus `--set` overrides): trained with bioclass's
   training loop on the 4 training folds; the validation split that picks the best checkpoint is
   carved out of the training groups by bioclass itself (grouped, stratified, 20 %); the model is
@@ -33,6 +37,7 @@ Finished (row, class set, fold) results are kept in OUT/results.csv, so an inter
 where it stopped (an interrupted training resumes from its last.pt).
 
     python benchmarks/small_data.py --rows floor birdnet            # minutes
+    python benchmarks/small_data.py --rows ssl_probe small_data_ssl --encoder runs/ssl/encoder.pt
     python benchmarks/small_data.py --rows primates --iterations 5 --folds-run 1   # smoke test
     python benchmarks/small_data.py [--rows ...] [--iterations N] [--out runs/small_data]
 
@@ -71,7 +76,7 @@ CLASS_SETS = ("all50", "animals10")
 FLOOR_FRONTEND = FrontendConfig(
     sample_rate=16000, n_fft=1024, hop_length=320, n_mels=64, f_min=50.0, f_max=8000.0
 )
-FEATURE_ROWS = ("floor", "birdnet")
+FEATURE_ROWS = ("floor", "birdnet", "ssl_probe")
 # Rows that train a bioclass recipe: name -> recipe file (in recipes/) and `--set` overrides
 # (dotted keys, as `bioclass train RECIPE --set key=value`). The data keys, the class list and,
 # with --iterations, the schedule are set by the benchmark on top of these.
@@ -141,7 +146,11 @@ RECIPE_ROWS: dict[str, dict] = {
         },
     },
     "small_data": {"recipe": "small_data.yaml", "set": {}},
+    # The small-data recipe started from a `bioclass pretrain` encoder (--encoder; made with
+    # recipes/pretrain_small_data.yaml, whose front end and model are this recipe's).
+    "small_data_ssl": {"recipe": "small_data.yaml", "set": {}, "encoder": True},
 }
+ENCODER_ROWS = ("ssl_probe", "small_data_ssl")
 
 
 def make_folds(table: pd.DataFrame, n_folds: int, seed: int) -> pd.Series:
@@ -225,6 +234,22 @@ def birdnet_features(path: Path, files: list[str], data: Path) -> tuple[np.ndarr
     return table.to_numpy(dtype=np.float64), np.full(len(files), per_clip)
 
 
+def encoder_features(encoder: Path, files: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Mean over a clip's windows of a `bioclass pretrain` encoder's embedding (`bioclass.embed`,
+    windows of the encoder's length, hop = window), and the seconds per clip."""
+    import bioclass
+
+    started = time.perf_counter()
+    table = bioclass.embed(encoder, files).embeddings
+    columns = [c for c in table.columns if c.startswith("e") and c[1:].isdigit()]
+    pooled = table.groupby("file")[columns].mean()
+    missing = sorted(set(files) - set(pooled.index))
+    if missing:
+        raise SystemExit(f"{encoder} gave no embedding for {len(missing)} clips, e.g. {missing[0]}")
+    per_clip = (time.perf_counter() - started) / len(files)
+    return pooled.loc[files].to_numpy(dtype=np.float64), np.full(len(files), per_clip)
+
+
 def logistic_fold(features: np.ndarray, clips: pd.DataFrame, fold: int) -> pd.Series:
     """Predicted labels of the held-out fold from a class-balanced logistic regression."""
     from sklearn.linear_model import LogisticRegression
@@ -262,6 +287,8 @@ def recipe_for(name: str, csv: Path, classes: list[str], n_train: int, args: arg
         "data.classes": classes,  # a class without training clips would stop the run
         "train.num_workers": args.workers,
     }
+    if row.get("encoder"):
+        sets["model.init_from"] = str(args.encoder.resolve())
     recipe = load_recipe(path, as_overrides(sets))
     if args.iterations:
         t = recipe.train
@@ -280,14 +307,24 @@ def recipe_for(name: str, csv: Path, classes: list[str], n_train: int, args: arg
 
 
 def row_variant(name: str, args: argparse.Namespace) -> str:
-    """The training length of a recipe row: part of what its result means ('-' for the others)."""
+    """What a row's result depends on beyond its name: a recipe row's training length, and the
+    encoder a pretrained row starts from (its file's hash); '-' for the others."""
+    encoder = f"encoder {file_hash(args.encoder)}" if name in ENCODER_ROWS else ""
     if name not in RECIPE_ROWS:
-        return "-"
+        return encoder or "-"
     if args.iterations:
-        return f"{args.iterations} it"
-    row = RECIPE_ROWS[name]
-    t = load_recipe(RECIPES / row["recipe"], as_overrides(row["set"])).train
-    return f"{t.iterations} it" if t.iterations is not None else f"{t.epochs} epochs"
+        length = f"{args.iterations} it"
+    else:
+        row = RECIPE_ROWS[name]
+        t = load_recipe(RECIPES / row["recipe"], as_overrides(row["set"])).train
+        length = f"{t.iterations} it" if t.iterations is not None else f"{t.epochs} epochs"
+    return f"{length}, {encoder}" if encoder else length
+
+
+def file_hash(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:8]
 
 
 def recipe_fold(
@@ -447,6 +484,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument(
+        "--encoder",
+        type=Path,
+        help="ssl_probe / small_data_ssl rows: a `bioclass pretrain` encoder.pt made with "
+        "recipes/pretrain_small_data.yaml",
+    )
+    parser.add_argument(
         "--birdnet-embeddings",
         type=Path,
         help="table from birdnet_embeddings.py (default OUT/birdnet_embeddings.csv)",
@@ -489,6 +532,14 @@ def main() -> None:
         return bool((key & (results["classes"] == classes) & (results["fold"] == fold)).any())
 
     for row in args.rows:
+        if row in ENCODER_ROWS and (args.encoder is None or not args.encoder.is_file()):
+            print(
+                f"\n{row}: skipped, no --encoder. Make one with recipes/pretrain_small_data.yaml:\n"
+                "  bioclass pretrain UNLABELLED_AUDIO... --recipe recipes/pretrain_small_data.yaml "
+                "--out runs/ssl\n  and pass --encoder runs/ssl/encoder.pt\n",
+                flush=True,
+            )
+            continue
         if row == "birdnet" and not birdnet_csv.is_file():
             print(
                 f"\nbirdnet: skipped, no {birdnet_csv}. Make it with a separate virtualenv:\n"
@@ -510,11 +561,12 @@ def main() -> None:
                 if row in FEATURE_ROWS:
                     if row not in features:
                         files = list(clips_all["file"])
-                        features[row] = (
-                            floor_features(files)
-                            if row == "floor"
-                            else birdnet_features(birdnet_csv, files, data)
-                        )
+                        if row == "floor":
+                            features[row] = floor_features(files)
+                        elif row == "ssl_probe":
+                            features[row] = encoder_features(args.encoder, files)
+                        else:
+                            features[row] = birdnet_features(birdnet_csv, files, data)
                     values, seconds = features[row]
                     subset = clips_all["file"].isin(clips["file"]).to_numpy()
                     features_s = float(seconds[subset].sum())
@@ -523,7 +575,8 @@ def main() -> None:
                 else:
                     features_s = 0.0
                     started = time.perf_counter()
-                    run = args.out / "runs" / row / var.replace(" ", "") / classes / f"fold{fold}"
+                    folder = var.replace(" ", "").replace(",", "_")
+                    run = args.out / "runs" / row / folder / classes / f"fold{fold}"
                     predicted, extra = recipe_fold(row, clips, fold, run, args)
                 fit_s = time.perf_counter() - started
                 uar, accuracy = scores(clips.loc[test, "label"], predicted)
