@@ -161,6 +161,28 @@ def test_24_bit_flac_clip_is_exact(tmp_path: Path) -> None:
     np.testing.assert_array_equal(sf.read(clip.path, dtype="int32")[0], expected)
 
 
+@pytest.mark.parametrize("fmt", ["flac", "wav"])
+def test_nan_samples_of_a_float_recording_become_zero_in_the_clip(
+    tmp_path: Path, fmt: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "float.wav"
+    wave = (np.sin(np.arange(2 * SR) / 10) * 0.3).astype(np.float32)
+    wave[SR : SR + 5] = np.nan
+    wave[SR + 100] = np.inf
+    sf.write(source, wave, SR, subtype="FLOAT")
+    clip = cut_clip(str(source), tmp_path / f"c.{fmt}", 0.5, 1.5, 0.0, fmt=fmt)
+    data, _ = sf.read(clip.path, dtype="float32")
+    assert clip.n_nonfinite == 6 and np.isfinite(data).all()
+    assert (data[SR // 2 : SR // 2 + 5] == 0).all() and data[SR // 2 + 100] == 0
+    np.testing.assert_allclose(data[: SR // 2], wave[SR // 2 : SR], atol=1e-6)  # the rest kept
+    # The review says which clips were repaired, in one line.
+    det = write_detections(tmp_path / "det.csv", [(source, 0.5, 1.5, "trill", 0.9)])
+    summary = make_review(det, ReviewOptions(out=tmp_path / f"review_{fmt}", clip_format=fmt))
+    assert [n for _, n in summary.nonfinite] == [6]
+    print_review_report(summary, det, ReviewOptions(out=tmp_path / f"review_{fmt}"))
+    assert "1 clip(s) held NaN/Inf samples" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------- review folder, Raven table
 
 

@@ -84,6 +84,7 @@ class ReviewSummary:
     uncovered: list[str] = field(default_factory=list)  # recordings no annotation table covers
     n_mixed: int = 0  # clips judged over boxes of several classes (one verdict each)
     n_removed: int = 0  # clips of the previous review in the folder that this one dropped
+    nonfinite: list[tuple[str, int]] = field(default_factory=list)  # (clip, NaN/Inf samples)
     outputs: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -261,6 +262,8 @@ def _cut_all(
             if on_clip is not None:
                 on_clip(i, len(picked))
         summary.per_class[row.label] = summary.per_class.get(row.label, 0) + 1
+        if clip.n_nonfinite:
+            summary.nonfinite.append((relative.as_posix(), clip.n_nonfinite))
         rows.append(
             {
                 "file": row.file,

@@ -19,6 +19,7 @@ import numpy as np
 import soundfile as sf
 
 from bioclass.audio import AudioError
+from bioclass.audio.finite import replace_nonfinite
 from bioclass.core.atomic import atomic_write_bytes
 
 CLIP_FORMATS = ("flac", "wav")
@@ -45,6 +46,7 @@ class Clip:
     n_frames: int
     sample_rate: int
     n_channels: int
+    n_nonfinite: int = 0  # NaN/Inf samples of a float recording, written as 0
 
     @property
     def start_seconds(self) -> float:
@@ -145,7 +147,10 @@ def cut_clip(
             "(truncated file?)"
         )
     if channel is not None:
-        data = data[:, [channel]]
+        data = np.ascontiguousarray(data[:, [channel]])
+    # A float recording's NaN/Inf samples would reach the listener as clicks or silence of the
+    # whole clip (and a 24-bit FLAC cannot hold them at all): 0, as the scanner reads them.
+    n_nonfinite = replace_nonfinite(data) if bits is None else 0
     # Encoded in memory (a clip is seconds long): soundfile's callbacks would print a
     # traceback of a failed disk write and report it as a codec error.
     encoded = io.BytesIO()
@@ -157,7 +162,7 @@ def cut_clip(
         subtype=_subtype(fmt, bits, info.subtype),
     )
     atomic_write_bytes(target, encoded.getvalue())
-    return Clip(target, first, stop - first, sr, data.shape[1])
+    return Clip(target, first, stop - first, sr, data.shape[1], n_nonfinite)
 
 
 def _subtype(fmt: str, bits: int | None, source: str) -> str:

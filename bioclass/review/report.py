@@ -58,6 +58,14 @@ def print_review_report(summary: ReviewSummary, detections: Path, options: Revie
             highlight=False,
             soft_wrap=True,
         )
+    if summary.nonfinite:
+        clip, n = summary.nonfinite[0]
+        console.print(
+            f"[yellow]{len(summary.nonfinite)} clip(s) held NaN/Inf samples (damaged float "
+            f"recordings), written as 0; first: {clip} ({n} sample(s))",
+            highlight=False,
+            soft_wrap=True,
+        )
     if summary.n_removed:
         console.print(f"removed {summary.n_removed} clip(s) of the previous review in this folder")
     if summary.n_clips == 0:
