@@ -9,7 +9,8 @@ grouse) — so every detection is false. Those recordings are split by file into
 (seeded; each source folder halved on its own, so both halves hold both kinds of audio):
 
 - half A is scanned a window apart, and `bioclass review --strategy stratified` picks up to
-  `--per-class` detections per class; `--verdicts-from` fills every verdict `no` from an empty
+  `--per-class` detections per class (by default every detection: a listener goes through
+  all of them on an hour of audio); `--verdicts-from` fills every verdict `no` from an empty
   Audacity label file per recording of half A (what a listener who heard no finch there
   writes: "listened to, nothing found");
 - the second model is the same recipe with `data.reviewed` = that review table (same seed,
@@ -24,6 +25,7 @@ Every step is the command a user would type (subprocess). A step whose output is
 is not run again, so an interrupted run continues where it stopped.
 
     python benchmarks/hard_negatives_field.py [--out runs/hard_negatives_field] [--iterations 300]
+        [--per-class N]
 """
 
 from __future__ import annotations
@@ -117,7 +119,13 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split-seed", type=int, default=0, help="the halves of the recordings")
-    parser.add_argument("--per-class", type=int, default=30)
+    parser.add_argument(
+        "--per-class",
+        type=int,
+        default=1000,
+        help="clips reviewed per class (default: more than there are detections, so every "
+        "detection of half A is reviewed)",
+    )
     parser.add_argument("--hop", type=float, default=0.02, help="of the Bird0 test scan")
     args = parser.parse_args()
     out = args.out.resolve()
