@@ -28,6 +28,8 @@ fitting + testing per fold (training + evaluation for recipe rows). Rows:
   of a clip's windows; --encoder, made with recipes/pretrain_small_data.yaml): what the
   pretrained representation is worth frozen, beside BirdNET's.
 - `small_data_ssl`: the small-data recipe started from that encoder (`model.init_from`).
+- `small_data_supcon`, `small_data_ssl_supcon`: the small-data recipe with SoundCLR's hybrid
+  loss (`loss.name: supcon_hybrid`), from scratch and from the encoder.
 - recipe rows (`RECIPE_ROWS`: a bioclass recipe plus `--set` overrides): trained with bioclass's
   training loop on the 4 training folds; the validation split that picks the best checkpoint is
   carved out of the training groups by bioclass itself (grouped, stratified, 20 %); the model is
@@ -149,8 +151,17 @@ RECIPE_ROWS: dict[str, dict] = {
     # The small-data recipe started from a `bioclass pretrain` encoder (--encoder; made with
     # recipes/pretrain_small_data.yaml, whose front end and model are this recipe's).
     "small_data_ssl": {"recipe": "small_data.yaml", "set": {}, "encoder": True},
+    # The hybrid loss of SoundCLR (supervised contrastive + cross-entropy), which on Bird0's few
+    # labels made the most of a pretrained encoder (README, "Few labels"): from scratch and from
+    # the encoder.
+    "small_data_supcon": {"recipe": "small_data.yaml", "set": {"loss.name": "supcon_hybrid"}},
+    "small_data_ssl_supcon": {
+        "recipe": "small_data.yaml",
+        "set": {"loss.name": "supcon_hybrid"},
+        "encoder": True,
+    },
 }
-ENCODER_ROWS = ("ssl_probe", "small_data_ssl")
+ENCODER_ROWS = ("ssl_probe", "small_data_ssl", "small_data_ssl_supcon")
 
 
 def make_folds(table: pd.DataFrame, n_folds: int, seed: int) -> pd.Series:
