@@ -122,7 +122,7 @@ def main() -> None:
         prepare_for_inference(model, torch.device("cpu"))
         resampled = decode_resample(recording)
         ready = batches(resampled)
-        audio_s = len(ready) and sum(len(b) for b in ready) * WINDOW
+        audio_s = sum(len(b) for b in ready) * WINDOW
         bioclass = [sys.executable, "-m", "bioclass", "scan", "-q", "--model", str(ckpt)]
 
         def whole(source: Path, out: Path) -> Callable[[], object]:
@@ -163,7 +163,7 @@ def main() -> None:
     print(f"\nscan in process / model only: {model_s / scan_s:.0%} of the model-only rate")
     print(f"scan as a whole process / model only: {model_s / median['scan, whole process']:.0%}")
     stages = sum(median[s] for s in ("decode + resample", "windows + batches", "model only"))
-    print(f"stages in sequence: {stages:.2f} s (the scan overlaps decoding with the model)")
+    print(f"stages in sequence: {stages:.2f} s, the scan in process: {scan_s:.2f} s")
 
 
 if __name__ == "__main__":

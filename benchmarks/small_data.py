@@ -50,6 +50,7 @@ iterations, x 10 runs): hours to days on a CPU.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -64,6 +65,7 @@ import torch
 
 from bioclass.audio.io import read_audio
 from bioclass.evaluation.evaluate import evaluate_model
+from bioclass.inference.models import sha256_file
 from bioclass.models import FrontendConfig, LogMel
 from bioclass.recipe import load_recipe
 from bioclass.training.loop import train
@@ -320,7 +322,7 @@ def recipe_for(name: str, csv: Path, classes: list[str], n_train: int, args: arg
 def row_variant(name: str, args: argparse.Namespace) -> str:
     """What a row's result depends on beyond its name: a recipe row's training length, and the
     encoder a pretrained row starts from (its file's hash); '-' for the others."""
-    encoder = f"encoder {file_hash(args.encoder)}" if name in ENCODER_ROWS else ""
+    encoder = f"encoder {short_hash(args.encoder)}" if name in ENCODER_ROWS else ""
     if name not in RECIPE_ROWS:
         return encoder or "-"
     if args.iterations:
@@ -332,10 +334,10 @@ def row_variant(name: str, args: argparse.Namespace) -> str:
     return f"{length}, {encoder}" if encoder else length
 
 
-def file_hash(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:8]
+@functools.cache
+def short_hash(path: Path) -> str:
+    """The file's SHA-256, first 8 hex digits: read once, though every fold asks."""
+    return sha256_file(path)[:8]
 
 
 def recipe_fold(

@@ -805,7 +805,7 @@ SCAN_OPTION_GROUPS = {
     default="fast",
     show_default=True,
     help="fast: trunk once per block, windows pooled from it (exact when windows are too "
-    "short for it); exact: every window alone.",
+    "short for it, or do not overlap); exact: every window alone.",
 )
 @click.option(
     "--precision",

@@ -220,14 +220,13 @@ def test_killed_scan_resumes_to_identical_output(
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    n_done = len(list(parts.glob("*.npz")))
-    assert 2 <= n_done < len(list(folder.iterdir())), "the kill should land mid-scan"
+    n_done, total = len(list(parts.glob("*.npz"))), len(list(folder.iterdir()))
+    assert 2 <= n_done < total, "the kill should land mid-scan"
     assert not out.exists()
     done = subprocess.run([*command, "--out", str(out)], check=True, capture_output=True, text=True)
     assert "from an earlier run" in done.stderr
     # The count from the manifest: the summary table's text wraps with the terminal's width.
     manifest = json.loads(out.with_suffix(".manifest.json").read_text())
-    total = len(list(folder.iterdir()))
     assert (manifest["files_resumed"], manifest["files_scanned"]) == (n_done, total - n_done)
     assert out.read_text() == reference.read_text()
 

@@ -147,7 +147,7 @@ def cut_clip(
             "(truncated file?)"
         )
     if channel is not None:
-        data = np.ascontiguousarray(data[:, [channel]])
+        data = data[:, [channel]]
     # A float recording's NaN/Inf samples would reach the listener as clicks or silence of the
     # whole clip (and a 24-bit FLAC cannot hold them at all): 0, as the scanner reads them.
     n_nonfinite = replace_nonfinite(data) if bits is None else 0
