@@ -28,14 +28,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from bench_common import cpu_description, load_average, make_checkpoint, timed
+from bench_common import cpu_description, load_average, make_checkpoint, process_env, timed
 from scan_e2e import loop_to_length
 
 HERE = Path(__file__).resolve().parent
@@ -80,12 +79,7 @@ def main() -> None:
     problem = birdnet_problem(args.birdnet_python)
     if problem:
         print(f"BirdNET rows left out: {problem}")
-    env = {
-        **os.environ,
-        "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-        "OMP_NUM_THREADS": str(THREADS),
-        "MKL_NUM_THREADS": str(THREADS),
-    }
+    env = process_env(OMP_NUM_THREADS=str(THREADS), MKL_NUM_THREADS=str(THREADS))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         recording = folder / "soundscape_10min.flac"

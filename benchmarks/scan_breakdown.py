@@ -25,7 +25,6 @@ ratios issue 15 asks about (scan / model only, in process and as a whole process
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import sys
@@ -37,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-from bench_common import cpu_description, load_average, make_checkpoint, timed
+from bench_common import cpu_description, load_average, make_checkpoint, process_env, timed
 from scan_e2e import loop_to_length
 
 from bioclass.checkpoint import load_classifier
@@ -105,7 +104,7 @@ def main() -> None:
     if not SOURCE.is_file():
         raise SystemExit(f"{SOURCE} is missing: this benchmark needs the shared soundscapes")
     torch.set_num_threads(THREADS)
-    env = {**os.environ, "OMP_NUM_THREADS": str(THREADS), "MKL_NUM_THREADS": str(THREADS)}
+    env = process_env(OMP_NUM_THREADS=str(THREADS), MKL_NUM_THREADS=str(THREADS))
     cpu = cpu_description()
     print(f"{cpu['cpu']}, {cpu['cores']} cores ({cpu['flags']}), torch {torch.__version__}")
     print(f"load average before: {load_average()}", flush=True)

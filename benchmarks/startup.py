@@ -18,7 +18,6 @@ average is printed before and after: on a busy machine every figure grows, not i
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from bench_common import cpu_description, load_average, make_checkpoint, timed
+from bench_common import cpu_description, load_average, make_checkpoint, process_env, timed
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,10 +40,8 @@ def step(name):
     print(name, t[-1] - t[-2])
 import torch
 step("import torch")
-import pandas
-step("import pandas (and pyarrow)")
-import bioclass.scan.runner, bioclass.audio.io
-step("import bioclass's scan modules, soundfile, soxr")
+import bioclass.cli, bioclass.scan.runner, bioclass.audio.io
+step("import bioclass's command line and scan modules, soundfile, soxr")
 from bioclass.inference.models import load_models, prepare_for_inference
 loaded = load_models([sys.argv[1]])
 step("load the checkpoint, build the model")
@@ -61,8 +58,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--model", type=Path, help="checkpoint to scan with (default: CNN10)")
     args = parser.parse_args()
-    # The bioclass of this checkout, whatever is installed.
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = process_env()  # the bioclass of this checkout, whatever is installed
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         model = args.model or make_checkpoint(folder / "cnn10.pt")

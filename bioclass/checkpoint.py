@@ -25,7 +25,7 @@ from bioclass import __version__
 from bioclass.core.activation import Activation, Calibration, ScoreMap
 from bioclass.core.atomic import atomic_file
 from bioclass.core.errors import BioclassError
-from bioclass.models import Classifier, FrontendConfig, create_model
+from bioclass.models import Classifier, FrontendConfig, create_model_with_weights
 from bioclass.models.panns import panns_encoder_weights, panns_state_dict
 
 FORMAT = 1
@@ -246,11 +246,17 @@ def checkpoint_info(ckpt: dict[str, Any], source: str | Path = "checkpoint") -> 
 def load_model(path: str | Path) -> tuple[Classifier, dict[str, Any]]:
     """The inference model of a checkpoint (EMA weights when those were chosen), in eval mode."""
     ckpt = read_checkpoint(path)
-    model = build_model(ckpt)
     weights = (
         ckpt["ema_weights"] if ckpt.get("use_ema") and ckpt.get("ema_weights") else ckpt["weights"]
     )
-    model.load_state_dict(weights)
+    model = create_model_with_weights(
+        ckpt["model_name"],
+        weights,
+        n_classes=len(ckpt["classes"]),
+        frontend=FrontendConfig.from_dict(ckpt["frontend"]),
+        head_dropout=ckpt.get("head_dropout", 0.5),
+        block_dropout=ckpt.get("block_dropout", 0.2),
+    )
     model.eval()
     return model, ckpt
 
@@ -264,17 +270,6 @@ def load_classifier(path: str | Path) -> tuple[Classifier, dict[str, Any]]:
             "classifier from it (model.init_from) or use it with bioclass embed"
         )
     return model, ckpt
-
-
-def build_model(ckpt: dict[str, Any]) -> Classifier:
-    """An untrained model with the checkpoint's architecture, classes and front end."""
-    return create_model(
-        ckpt["model_name"],
-        n_classes=len(ckpt["classes"]),
-        frontend=FrontendConfig.from_dict(ckpt["frontend"]),
-        head_dropout=ckpt.get("head_dropout", 0.5),
-        block_dropout=ckpt.get("block_dropout", 0.2),
-    )
 
 
 # Parts of a Classifier that make up the encoder (everything before the classification layer).

@@ -941,7 +941,6 @@ def scan(
     """Tag long recordings (files, folders, globs) with species labels."""
     from bioclass.audio.discover import collect_inputs
     from bioclass.core.console import DeferredProgress
-    from bioclass.evaluation.truth import read_truth
     from bioclass.scan.assemble import check_output_folders
     from bioclass.scan.classfilter import class_list
     from bioclass.scan.options import DEFAULT_FORMATS, ScanOptions
@@ -966,7 +965,9 @@ def scan(
 
         distributor = RayDistributor(ray)
     check_output_folders(options)  # before the inputs are listed and the progress bar starts
-    if truth is not None:
+    if truth is not None:  # only then pandas, which truth tables need
+        from bioclass.evaluation.truth import read_truth
+
         read_truth(truth)  # a wrong table is found now, not after the scan
     files = collect_inputs(inputs, list_file)
     # Where stderr is a log file the bar is not drawn: a plain line now and then instead.

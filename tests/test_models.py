@@ -14,6 +14,7 @@ from bioclass.models import (
     FrontendConfig,
     count_parameters,
     create_model,
+    create_model_with_weights,
 )
 
 N_CLASSES = 5
@@ -191,6 +192,37 @@ def test_state_dict_round_trip_holds_only_weights():
     wave = _wave(2, SR)
     with torch.no_grad():
         torch.testing.assert_close(fresh(wave), model(wave))
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_a_model_built_from_weights_is_the_stored_model_exactly(name):
+    """Loading skips the random initialisation: every tensor must come from the weights or be
+    remade from the front end's settings, so the outputs are bit for bit the stored model's."""
+    model = _model(name).eval()
+    # Moved BatchNorm statistics too: a buffer left as it was made would not match them.
+    gen = torch.Generator().manual_seed(1)
+    state = {
+        k: v + 0.01 * torch.randn(v.shape, generator=gen) if v.is_floating_point() else v
+        for k, v in model.state_dict().items()
+    }
+    stored = create_model(name, N_CLASSES, FrontendConfig()).eval()
+    stored.load_state_dict(state)
+    loaded = create_model_with_weights(name, state, N_CLASSES, FrontendConfig()).eval()
+    for (key, a), (_, b) in zip(stored.named_buffers(), loaded.named_buffers(), strict=True):
+        assert torch.equal(a, b), key
+    wave = _wave(2, SR)
+    with torch.no_grad():
+        assert torch.equal(loaded(wave), stored(wave))
+
+
+def test_weights_that_do_not_fit_the_model_are_refused():
+    state = _model("cnn6").state_dict()
+    with pytest.raises(RuntimeError, match="size mismatch"):
+        create_model_with_weights("cnn6", state, N_CLASSES + 1, FrontendConfig())
+    with pytest.raises(RuntimeError, match="Missing key"):
+        create_model_with_weights(
+            "cnn6", {k: v for k, v in state.items() if "bn0" not in k}, N_CLASSES
+        )
 
 
 def test_autocast_forward_is_finite():

@@ -29,6 +29,7 @@ from bioclass.core import filemode, tempnames
 from bioclass.core.atomic import OutputError, atomic_file, atomic_write_text
 from bioclass.core.oserrors import os_error_reason
 from bioclass.outputs import writers
+from bioclass.outputs.event import Event
 from bioclass.runtime.rundir import RunDirectory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -354,20 +355,10 @@ def test_fault_while_writing_the_final_outputs(
     assert (out / "det.csv").is_file() and temporaries(out) == []
 
 
-def _events(n: int) -> pd.DataFrame:
-    starts = np.arange(n) * 0.5
-    return pd.DataFrame(
-        {
-            "file": "/data/rec.wav",
-            "channel": pd.array([None] * n, dtype="Int64"),
-            "start_time": starts,
-            "end_time": starts + 1.0,
-            "label": "bird",
-            "score": 0.9,
-            "mean_score": 0.8,
-            "n_windows": 1,
-        }
-    )
+def _events(n: int) -> list[Event]:
+    return [
+        Event("/data/rec.wav", None, k * 0.5, k * 0.5 + 1.0, "bird", 0.9, 0.8, 1) for k in range(n)
+    ]
 
 
 def _fill(kind: str, target: Path) -> None:

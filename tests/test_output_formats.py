@@ -17,6 +17,7 @@ import soundfile as sf
 from helpers import run_cli
 
 from bioclass.outputs import raven, writers
+from bioclass.outputs.event import Event
 from bioclass.outputs.kaleidoscope import KALEIDOSCOPE_COLUMNS, KaleidoscopeCsv
 from bioclass.synthetic.dataset import make_long_recording
 
@@ -27,19 +28,11 @@ CROWSETTA_PYTHON = os.environ.get("BIOCLASS_CROWSETTA_PYTHON", "")
 DETECTIONS_HEADER = ["file", "start_time", "end_time", "label", "score", "mean_score", "n_windows"]
 
 
-def events(rows: list[tuple[float, float, str, float]], channel: int | None = None) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "file": "rec",
-            "channel": pd.array([channel] * len(rows), dtype="Int64"),
-            "start_time": [r[0] for r in rows],
-            "end_time": [r[1] for r in rows],
-            "label": [r[2] for r in rows],
-            "score": [r[3] for r in rows],
-            "mean_score": [r[3] for r in rows],
-            "n_windows": 1,
-        }
-    )
+def events(rows: list[tuple[float, float, str, float]], channel: int | None = None) -> list[Event]:
+    return [
+        Event("rec", channel, start, end, label, score, score, 1)
+        for start, end, label, score in rows
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -214,8 +207,8 @@ def test_detections_csv_loads_in_one_line_with_every_label_a_string(tmp_path: Pa
     path = tmp_path / "det.csv"
     table = writers.DetectionsCsv(path, False, True, None, tmp_path)
     rows = events([(0.0, 1.0, "1", 0.9), (1.0, 2.0, "NA", 0.8), (2.0, 3.0, "null", 0.7)])
-    table.add(rows.assign(file="/x/20240501_053000.wav"))
-    table.add(rows.assign(file="/x/no time, here.wav"))
+    table.add([e._replace(file="/x/20240501_053000.wav") for e in rows])
+    table.add([e._replace(file="/x/no time, here.wav") for e in rows])
     table.commit()
     # The README's one line:
     loaded = pd.read_csv(path, dtype={"label": str}, keep_default_na=False, na_values=[""])

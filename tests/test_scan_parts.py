@@ -20,6 +20,7 @@ from bioclass.core.errors import BioclassError
 from bioclass.evaluation.thresholds import fit_thresholds, read_thresholds_csv, resolve_thresholds
 from bioclass.inference.stream import RecordingReader, WindowPlan
 from bioclass.outputs import writers
+from bioclass.outputs.event import Event
 from bioclass.outputs.timestamps import parse_timestamp
 from bioclass.scan import events as ev
 from bioclass.scan.options import ScanOptions
@@ -190,20 +191,21 @@ def test_merge_events_joins_overlapping_windows_per_label() -> None:
     labels = np.array(["a", "a", None, None, "b", "a", None, "a"], dtype=object)
     scores = np.array([0.6, 0.8, 0, 0, 0.9, 0.7, 0, 0.65])
     events = ev.merge_events("f", None, starts, ends, labels, scores)
-    got = [(r.label, r.start_time, r.end_time, r.n_windows) for r in events.itertuples()]
+    got = [(r.label, r.start_time, r.end_time, r.n_windows) for r in events]
     # a@0-1.5 (two windows); b alone; a@2.5-3.5 and a@3.5-4.5 touch, so they merge.
     assert got == [("a", 0.0, 1.5, 2), ("b", 2.0, 3.0, 1), ("a", 2.5, 4.5, 2)]
-    first = events.iloc[0]
-    assert first["score"] == pytest.approx(0.8) and first["mean_score"] == pytest.approx(0.7)
+    first = events[0]
+    assert first.score == pytest.approx(0.8) and first.mean_score == pytest.approx(0.7)
     bridged = ev.merge_events("f", None, starts, ends, labels, scores, min_gap_s=1.0)
-    assert [(r.label, r.start_time, r.end_time) for r in bridged.itertuples()] == [
+    assert [(r.label, r.start_time, r.end_time) for r in bridged] == [
         ("a", 0.0, 4.5),
         ("b", 2.0, 3.0),
     ]
     long_only = ev.merge_events("f", None, starts, ends, labels, scores, min_duration_s=1.5)
-    assert list(long_only["label"]) == ["a", "a"]
+    assert [e.label for e in long_only] == ["a", "a"]
     rows = ev.window_rows("f", None, starts, ends, labels, scores)
-    assert len(rows) == 5 and (rows["n_windows"] == 1).all()
+    assert len(rows) == 5 and {e.n_windows for e in rows} == {1}
+    assert [e.start_time for e in rows] == [0.0, 0.5, 2.0, 2.5, 3.5]
 
 
 def test_split_at_valleys_splits_deepest_first_and_drops_the_valley() -> None:
@@ -247,7 +249,7 @@ def test_event_rules_in_stream_events() -> None:
     def events(**rules) -> list[tuple[float, float, int]]:
         options = ScanOptions(out=Path("-"), **rules)
         table = ev.stream_events("f", None, starts, ends, scores, detector, options)
-        return [(r.start_time, r.end_time, r.n_windows) for r in table.itertuples()]
+        return [(r.start_time, r.end_time, r.n_windows) for r in table]
 
     assert events() == [(0.25, 2.75, 7)]
     assert events(event_edges="centre") == [(pytest.approx(0.625), pytest.approx(2.375), 7)]
@@ -327,22 +329,11 @@ def test_timestamps_from_recorder_file_names(name: str, expected: datetime | Non
 
 
 def test_raven_table_uses_cumulative_begin_times(tmp_path: Path) -> None:
-    events = pd.DataFrame(
-        {
-            "file": ["a"],
-            "channel": [None],
-            "start_time": [1.0],
-            "end_time": [2.5],
-            "label": ["bird"],
-            "score": [0.9],
-            "mean_score": [0.8],
-            "n_windows": [2],
-        }
-    )
+    events = [Event("a", None, 1.0, 2.5, "bird", 0.9, 0.8, 2)]
     raven = writers.CombinedRavenTable(tmp_path / "sel.txt", tmp_path / "list.txt", (0.0, 4000.0))
     raven.add("/x/a.wav", 10.0, events)
-    raven.add("/x/silent.wav", 5.0, events.iloc[:0])
-    raven.add("/x/b.wav", 7.0, events.assign(file="b", channel=1))
+    raven.add("/x/silent.wav", 5.0, [])
+    raven.add("/x/b.wav", 7.0, [events[0]._replace(file="b", channel=1)])
     raven.commit()
     table = pd.read_csv(tmp_path / "sel.txt", sep="\t")
     assert list(table.columns) == writers.RAVEN_COLUMNS

@@ -53,3 +53,26 @@ def test_help_loads_no_heavy_library(args: list[str]) -> None:
 def test_importing_the_command_line_loads_no_heavy_library() -> None:
     loaded = modules_loaded_by(["--version"])
     assert sorted(loaded & set(HEAVY)) == []
+
+
+def test_a_plain_scan_loads_neither_pandas_nor_pyarrow(trained: Path, tmp_path: Path) -> None:
+    """A scan writes its detections, Raven, Audacity and Kaleidoscope tables without pandas
+    (a quarter of torch's import time); only a score matrix, a thresholds table or a truth
+    table bring it in."""
+    import numpy as np
+    import soundfile as sf
+
+    model = trained / "model.pt"
+    sf.write(tmp_path / "a.wav", 0.1 * np.ones(3 * 8000, np.float32), 8000)
+    args = ["scan", str(tmp_path / "a.wav"), "--model", str(model), "-q"]
+    outputs = ["--format", "csv", "--format", "raven", "--format", "audacity"]
+    loaded = modules_loaded_by(
+        [*args, "--out", str(tmp_path / "d.csv"), *outputs, "--format", "kaleidoscope"]
+    )
+    assert (tmp_path / "d.csv").is_file() and (tmp_path / "d.kaleidoscope.csv").is_file()
+    assert "torch" in loaded and sorted(loaded & {"pandas", "pyarrow"}) == []
+    # The one output built with pandas: it is loaded when asked for.
+    loaded = modules_loaded_by(
+        [*args, "--out", str(tmp_path / "e.csv"), "--scores", str(tmp_path / "s.csv")]
+    )
+    assert "pandas" in loaded

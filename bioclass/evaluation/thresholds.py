@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from bioclass.core.errors import BioclassError
 
@@ -84,6 +83,8 @@ def fit_thresholds(
 
 def read_thresholds_csv(path: str | Path, classes: list[str]) -> dict[str, float]:
     """`label,threshold` rows overriding thresholds; every label must be one of `classes`."""
+    import pandas as pd  # here: a scan reads a thresholds table only when given one
+
     path = Path(path)
     if not path.is_file():
         raise BioclassError(f"thresholds file not found: {path}")

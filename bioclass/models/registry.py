@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
+import torch
 from torch import nn
 
 from bioclass.core.errors import BioclassError
 from bioclass.models.classifier import Classifier
 from bioclass.models.cnn import cnn6, cnn10, cnn10_half, cnn14
-from bioclass.models.frontend import FrontendConfig
+from bioclass.models.frontend import FrontendConfig, LogMel
 from bioclass.models.mobilenet import mobilenetv1
 from bioclass.models.resnet import resnet22
 from bioclass.models.wideresnet import wideresnet28_2
@@ -95,3 +96,36 @@ def model_from_recipe(recipe: Recipe, n_classes: int) -> Classifier:
     encoder)."""
     m = recipe.model
     return create_model(m.name, n_classes, frontend_config(recipe), m.dropout, m.block_dropout)
+
+
+def create_model_with_weights(
+    name: str,
+    weights: Mapping[str, torch.Tensor],
+    n_classes: int,
+    frontend: FrontendConfig | None = None,
+    head_dropout: float = 0.5,
+    block_dropout: float = 0.2,
+) -> Classifier:
+    """`create_model` holding copies of stored weights, without its random initialisation.
+
+    The model is built on the meta device (shapes only) and given the weights (strictly: every
+    parameter and stored buffer) and the front end's derived buffers; a random initialisation
+    would be overwritten anyway, and it is a noticeable part of a short scan's start-up.
+    (`Module.to_empty` is not used: on meta tensors it imports sympy, 0.4 s.)
+
+    Raises:
+        RuntimeError: the weights do not fit the architecture (torch's `load_state_dict` message).
+    """
+    with torch.device("meta"):
+        model = create_model(name, n_classes, frontend, head_dropout, block_dropout)
+    # Copies: the caller's tensors (a checkpoint it may save again) must not change when the
+    # model's do, e.g. when BatchNorm is folded into the convolutions.
+    model.load_state_dict({k: v.clone() for k, v in weights.items()}, assign=True)
+    for module in model.modules():
+        if isinstance(module, LogMel):
+            module.remake_buffers()
+    # Every other tensor came from the weights; one that did not would have no value.
+    empty = [k for k, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if empty:
+        raise RuntimeError(f"internal error: {name}'s {empty} have no value after loading")
+    return model

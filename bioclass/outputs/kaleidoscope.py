@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import csv
 import os
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import pandas as pd
-
 from bioclass.core.atomic import StagedFile
+from bioclass.outputs.event import Event
 from bioclass.outputs.timestamps import parse_timestamp
 
 # Kaleidoscope's own names: the moment, and the moment 12 hours earlier (a night's date).
@@ -76,18 +76,18 @@ class KaleidoscopeCsv:
         with self.staged.writing() as f:
             csv.writer(f, lineterminator="\n").writerow(KALEIDOSCOPE_COLUMNS)
 
-    def add(self, file: Path, events: pd.DataFrame) -> None:
+    def add(self, file: Path, events: Sequence[Event]) -> None:
         path = Path(file).resolve()
         folder = path.parent.relative_to(self.indir).as_posix()
         origin = parse_timestamp(path)  # as the detections CSV's datetime column
         rows = []
-        for row in events.itertuples(index=False):
+        for row in events:
             rows.append(
                 [
                     str(self.indir),
                     "" if folder == "." else folder,
                     path.name,
-                    0 if pd.isna(row.channel) else int(row.channel),
+                    0 if row.channel is None else int(row.channel),
                     round(float(row.start_time), DECIMALS),
                     round(float(row.end_time - row.start_time), DECIMALS),
                     *date_columns(origin, float(row.start_time)),

@@ -10,12 +10,12 @@ the time inside `Begin Path`; only Raven itself reads that layout, so it is writ
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-import pandas as pd
-
 from bioclass.core.atomic import StagedFile, atomic_write_text
+from bioclass.outputs.event import Event
 from bioclass.outputs.tsv import tsv_field
 
 # The columns every Raven selection table starts with (a box: where and when it is).
@@ -42,7 +42,7 @@ SCORE_DECIMALS = 4
 
 
 def selection_lines(
-    events: pd.DataFrame,
+    events: Sequence[Event],
     path: str,
     band_hz: tuple[float, float],
     timeline_s: float = 0.0,
@@ -52,8 +52,8 @@ def selection_lines(
     recording starts in Raven's timeline (0 for a table of its own)."""
     lines = []
     begin_path = tsv_field(path, "file path")
-    for k, row in enumerate(events.itertuples(index=False)):
-        channel = 1 if pd.isna(row.channel) else int(row.channel) + 1  # Raven counts from 1
+    for k, row in enumerate(events):
+        channel = 1 if row.channel is None else int(row.channel) + 1  # Raven counts from 1
         label = tsv_field(row.label, "label")
         fields = [
             first_selection + k,
@@ -73,7 +73,7 @@ def selection_lines(
     return lines
 
 
-def recording_table(path: str, events: pd.DataFrame, band_hz: tuple[float, float]) -> str:
+def recording_table(path: str, events: Sequence[Event], band_hz: tuple[float, float]) -> str:
     """The selection table of one recording: the header alone when nothing was detected."""
     return HEADER + "".join(selection_lines(events, path, band_hz))
 
@@ -98,14 +98,14 @@ class CombinedRavenTable:
         with self.staged.writing() as f:
             f.write(HEADER)
 
-    def add(self, file: str, duration_s: float, events: pd.DataFrame) -> None:
+    def add(self, file: str, duration_s: float, events: Sequence[Event]) -> None:
         """Append one file's events; every scanned file advances the timeline, even without."""
         with self.staged.writing() as f:
             self._write(f, file, events)
         self.timeline_s += duration_s
         self.files.append(file)
 
-    def _write(self, f: IO, file: str, events: pd.DataFrame) -> None:
+    def _write(self, f: IO, file: str, events: Sequence[Event]) -> None:
         lines = selection_lines(events, file, self.band_hz, self.timeline_s, self.selection + 1)
         f.write("".join(lines))
         self.selection += len(lines)

@@ -17,14 +17,15 @@ an interrupted scan never leaves a half-written table that looks complete. Forma
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+import numpy as np
 
 from bioclass.core.atomic import StagedFile, atomic_write_text
 from bioclass.core.errors import BioclassError
@@ -32,6 +33,11 @@ from bioclass.outputs.audacity import audacity_labels, audacity_scores
 from bioclass.outputs.naming import per_recording_paths
 from bioclass.outputs.raven import RAVEN_COLUMNS, CombinedRavenTable
 from bioclass.outputs.timestamps import start_datetimes
+
+if TYPE_CHECKING:  # annotations only: the score matrix arrives as a pandas table (--scores)
+    import pandas as pd
+
+    from bioclass.outputs.event import Event
 
 # Names other modules and tests reach through `writers`, the package's front door.
 __all__ = [
@@ -123,23 +129,28 @@ class DetectionsCsv:
         with self.staged.writing() as f:
             f.write(",".join(self.columns) + "\n")
 
-    def add(self, events: pd.DataFrame) -> None:
-        """Append one file's events (the event table of `bioclass.scan.events`)."""
-        if events.empty:
+    def add(self, events: Sequence[Event]) -> None:
+        """Append one file's events (`bioclass.scan.events.Event`s)."""
+        if not events:
             return
-        table = events.copy()
-        table["start_time"] = table["start_time"].round(TIME_DECIMALS)
-        table["end_time"] = table["end_time"].round(TIME_DECIMALS)
-        table["score"] = table["score"].round(SCORE_DECIMALS)
-        table["mean_score"] = table["mean_score"].round(SCORE_DECIMALS)
-        if "channel" in self.columns:
-            table["channel"] = pd.array(table["channel"], dtype="Int64")
-        if self.with_datetime:
-            table["datetime"] = start_datetimes(table["file"].iloc[0], table["start_time"])
-        for key, value in self.metadata.items():
-            table[key] = value
+        # numpy's rounding, as the table has always been written (pandas' round is numpy's).
+        starts = np.round([e.start_time for e in events], TIME_DECIMALS).tolist()
+        ends = np.round([e.end_time for e in events], TIME_DECIMALS).tolist()
+        scores = np.round([e.score for e in events], SCORE_DECIMALS).tolist()
+        means = np.round([e.mean_score for e in events], SCORE_DECIMALS).tolist()
+        when = start_datetimes(events[0].file, starts) if self.with_datetime else None
+        with_channel = "channel" in self.columns
+        extra = list(self.metadata.values())
+        rows = []
+        for k, e in enumerate(events):
+            row = [e.file, starts[k], ends[k], e.label, scores[k], means[k], e.n_windows]
+            if with_channel:
+                row.append(e.channel)  # None (the mix) is written as an empty cell
+            if when is not None:
+                row.append(when[k])
+            rows.append(row + extra)
         with self.staged.writing() as f:
-            table[self.columns].to_csv(f, header=False, index=False, lineterminator="\n")
+            csv.writer(f, lineterminator="\n").writerows(rows)
 
     def commit(self) -> None:
         if self.to_stdout:
@@ -203,6 +214,7 @@ class ScoreMatrix:
         """The file's last bytes: the Parquet footer, or a CSV header when nothing came."""
         if self.parquet:
             if self.writer is None:  # nothing scanned: still a valid, empty table
+                import pandas as pd
                 import pyarrow as pa
                 import pyarrow.parquet as pq
 

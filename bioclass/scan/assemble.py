@@ -9,17 +9,19 @@ way discards what was staged, so an interrupted scan leaves no complete-looking 
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-import pandas as pd
 
 from bioclass.core.atomic import atomic_write_text, check_output_folder
 from bioclass.core.errors import BioclassError
 from bioclass.inference.score import FileScores
 from bioclass.outputs import raven, writers
+from bioclass.outputs.event import Event, events_frame
 from bioclass.outputs.kaleidoscope import KaleidoscopeCsv
 from bioclass.outputs.timestamps import parse_timestamp
 from bioclass.scan import events as ev
@@ -35,7 +37,7 @@ class Output(Protocol):
     name: str  # its key in ScanSummary.outputs and the manifest
     location: str  # where it went, as reported
 
-    def add(self, outcome: FileOutcome, scores: FileScores, events: pd.DataFrame) -> None: ...
+    def add(self, outcome: FileOutcome, scores: FileScores, events: list[Event]) -> None: ...
 
     def commit(self) -> None: ...
 
@@ -64,7 +66,7 @@ class DetectionsOutput:
             stage_dir=parts,
         )
 
-    def add(self, outcome: FileOutcome, scores: FileScores, events: pd.DataFrame) -> None:
+    def add(self, outcome: FileOutcome, scores: FileScores, events: list[Event]) -> None:
         self.table.add(events)
 
     def commit(self) -> None:
@@ -87,7 +89,7 @@ class RavenOutput:
             folder, [o.path for o in scanned], ".selections.txt"
         )
 
-    def add(self, outcome: FileOutcome, scores: FileScores, events: pd.DataFrame) -> None:
+    def add(self, outcome: FileOutcome, scores: FileScores, events: list[Event]) -> None:
         if outcome.path in self.targets:
             text = raven.recording_table(str(outcome.path), events, self.band_hz)
             atomic_write_text(self.targets[outcome.path], text)
@@ -111,7 +113,7 @@ class RavenCombinedOutput:
             paths["selections"], paths["raven_list"], (0.0, sample_rate / 2)
         )
 
-    def add(self, outcome: FileOutcome, scores: FileScores, events: pd.DataFrame) -> None:
+    def add(self, outcome: FileOutcome, scores: FileScores, events: list[Event]) -> None:
         self.table.add(str(outcome.path), outcome.duration_s, events)
 
     def commit(self) -> None:
@@ -137,7 +139,7 @@ class AudacityOutput:
         self.labels = writers.audacity_paths(paths["audacity_dir"], files)
         self.scores = writers.audacity_paths(paths["audacity_scores_dir"], files)
 
-    def add(self, outcome: FileOutcome, scores: FileScores, events: pd.DataFrame) -> None:
+    def add(self, outcome: FileOutcome, scores: FileScores, events: list[Event]) -> None:
         if outcome.path in self.labels:
             atomic_write_text(self.labels[outcome.path], writers.audacity_labels(events))
             atomic_write_text(self.scores[outcome.path], writers.audacity_scores(events))
@@ -158,7 +160,7 @@ class KaleidoscopeOutput:
         self.location = str(target)
         self.table = KaleidoscopeCsv(target, [o.path for o in scanned])
 
-    def add(self, outcome: FileOutcome, scores: FileScores, events: pd.DataFrame) -> None:
+    def add(self, outcome: FileOutcome, scores: FileScores, events: list[Event]) -> None:
         self.table.add(outcome.path, events)
 
     def commit(self) -> None:
@@ -178,7 +180,7 @@ class ScoresOutput:
         self.classes = classes
         self.matrix = writers.ScoreMatrix(target)
 
-    def add(self, outcome: FileOutcome, scores: FileScores, events: pd.DataFrame) -> None:
+    def add(self, outcome: FileOutcome, scores: FileScores, events: list[Event]) -> None:
         for s in scores.streams:
             self.matrix.add(
                 ev.score_matrix(
@@ -277,8 +279,11 @@ def stored_scores(outcome: FileOutcome, parts: Path) -> FileScores:
 
 def write_failed(path: Path, summary: ScanSummary) -> None:
     """The table of files that could not be scanned (header only when none failed)."""
-    failed = pd.DataFrame(summary.failed, columns=["file", "error"])
-    atomic_write_text(path, failed.to_csv(index=False, lineterminator="\n"))
+    table = io.StringIO()
+    writer = csv.DictWriter(table, ["file", "error"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(summary.failed)
+    atomic_write_text(path, table.getvalue())
     summary.outputs["failed"] = str(path)
 
 
@@ -306,7 +311,7 @@ def write_outputs(
     parts = writers.output_paths(options.out)["parts"]
     scanned = [o for o in outcomes if o.error is None]
     outputs = open_outputs(options, scanned, detector, sample_rate, metadata)
-    collected = []
+    collected: list[Event] = []
     try:
         for outcome in scanned:
             scores = stored_scores(outcome, parts)
@@ -315,7 +320,7 @@ def write_outputs(
             for output in outputs:
                 output.add(outcome, scores, events)
             if options.collect_events:
-                collected.append(events)
+                collected += events
     except BaseException:
         for output in outputs:
             output.discard()
@@ -325,8 +330,4 @@ def write_outputs(
     for output in outputs:
         summary.outputs[output.name] = output.location
     if options.collect_events:
-        summary.events = (
-            pd.concat(collected, ignore_index=True)
-            if collected
-            else pd.DataFrame(columns=ev.EVENT_COLUMNS)
-        )
+        summary.events = events_frame(collected)

@@ -28,22 +28,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
-if TYPE_CHECKING:  # annotations only: the event rules need numpy and pandas alone
+from bioclass.outputs.event import Event, events_frame
+
+if TYPE_CHECKING:  # annotations only: the event rules need numpy alone
+    import pandas as pd
+
     from bioclass.inference.score import StreamScores
     from bioclass.scan.options import ScanOptions
 
-EVENT_COLUMNS = [
-    "file",
-    "channel",
-    "start_time",
-    "end_time",
-    "label",
-    "score",
-    "mean_score",
-    "n_windows",
-]
 SCORE_KEY_COLUMNS = ["file", "channel", "start_time", "end_time"]
 
 
@@ -85,23 +78,17 @@ def window_rows(
     ends_s: np.ndarray,
     labels: np.ndarray,
     scores: np.ndarray,
-) -> pd.DataFrame:
-    """One row per labelled window (`--no-merge`), in the event table's columns."""
-    keep = np.array([label is not None for label in labels], dtype=bool)
-    n = int(keep.sum())
-    return pd.DataFrame(
-        {
-            "file": [file] * n,
-            "channel": [channel] * n,
-            "start_time": starts_s[keep],
-            "end_time": ends_s[keep],
-            "label": labels[keep].astype(str) if n else np.array([], dtype=str),
-            "score": scores[keep],
-            "mean_score": scores[keep],
-            "n_windows": np.ones(n, dtype=np.int64),
-        },
-        columns=EVENT_COLUMNS,
-    )
+) -> list[Event]:
+    """One event per labelled window (`--no-merge`), in time order."""
+    events = []
+    for i in np.flatnonzero([label is not None for label in labels]):
+        score = float(scores[i])
+        events.append(
+            Event(
+                file, channel, float(starts_s[i]), float(ends_s[i]), str(labels[i]), score, score, 1
+            )
+        )
+    return events
 
 
 def merge_events(
@@ -114,16 +101,16 @@ def merge_events(
     min_gap_s: float = 0.0,
     min_duration_s: float = 0.0,
     split_depth: float = 0.0,
-) -> pd.DataFrame:
+) -> list[Event]:
     """Merge labelled windows into events, per label.
 
     Windows of the same label merge while the next one starts no later than `min_gap_s` after
     the current event ends (overlapping and touching windows always merge); with `split_depth`
     > 0, each merged group is then split at its score valleys (see the module docstring). Each
     event keeps its maximum score (`score`), mean window score and window count; events shorter
-    than `min_duration_s` are dropped. Rows are sorted by start time, then label.
+    than `min_duration_s` are dropped. Events are sorted by start time, then label.
     """
-    rows = []
+    rows: list[Event] = []
     present = sorted({label for label in labels if label is not None})
     for label in present:
         idx = np.flatnonzero(np.array([x == label for x in labels], dtype=bool))
@@ -141,10 +128,13 @@ def merge_events(
         for group in groups:
             for part in split_at_valleys(np.asarray(group), scores, split_depth):
                 rows.append(_event(file, channel, label, part, starts_s, ends_s, scores))
-    frame = pd.DataFrame(rows, columns=EVENT_COLUMNS)
-    if min_duration_s > 0 and len(frame):
-        frame = frame[frame["end_time"] - frame["start_time"] >= min_duration_s - 1e-9]
-    return frame.sort_values(["start_time", "label"], kind="mergesort").reset_index(drop=True)
+    if min_duration_s > 0:
+        rows = [e for e in rows if e.end_time - e.start_time >= min_duration_s - 1e-9]
+    return sorted(rows, key=_time_label)  # sorted() is stable: ties keep their order
+
+
+def _time_label(event: Event) -> tuple[float, str]:
+    return event.start_time, event.label
 
 
 LOG_ODDS_EPS = 1e-6  # scores are clipped to [eps, 1 - eps]: float32 saturates at 0 and 1
@@ -205,18 +195,18 @@ def _event(
     starts_s: np.ndarray,
     ends_s: np.ndarray,
     scores: np.ndarray,
-) -> dict:
+) -> Event:
     members = np.asarray(group)
-    return {
-        "file": file,
-        "channel": channel,
-        "start_time": float(starts_s[members].min()),
-        "end_time": float(ends_s[members].max()),
-        "label": label,
-        "score": float(scores[members].max()),
-        "mean_score": float(scores[members].mean()),
-        "n_windows": int(len(members)),
-    }
+    return Event(
+        file,
+        channel,
+        float(starts_s[members].min()),
+        float(ends_s[members].max()),
+        label,
+        float(scores[members].max()),
+        float(scores[members].mean()),
+        int(len(members)),
+    )
 
 
 def score_matrix(
@@ -227,7 +217,10 @@ def score_matrix(
     scores: np.ndarray,
     classes: list[str],
 ) -> pd.DataFrame:
-    """Dense per-window scores: file, channel, start_time, end_time, one column per class."""
+    """Dense per-window scores: file, channel, start_time, end_time, one column per class
+    (`--scores`, the one scan output built with pandas: pyarrow writes Parquet from it)."""
+    import pandas as pd
+
     frame = pd.DataFrame(
         {
             "file": [file] * len(starts_s),
@@ -286,7 +279,7 @@ def stream_events(
     scores: np.ndarray,
     detector: Detector,
     options: ScanOptions,
-) -> pd.DataFrame:
+) -> list[Event]:
     """The events (or labelled windows, without merging) of one stream's window scores.
 
     Each label is merged on its own (a window with two labels takes part in two events).
@@ -294,19 +287,11 @@ def stream_events(
     detected = window_detections(scores, detector, options.keep_background, options.top_n)
     if options.merge and options.event_edges == "centre":
         starts_s, ends_s = centre_spans(starts_s, ends_s)
-    tables = []
+    events: list[Event] = []
     for c in np.flatnonzero(detected.any(axis=0)):
         labels = np.where(detected[:, c], detector.classes[c], None).astype(object)
-        tables.append(_label_events(file, channel, starts_s, ends_s, labels, scores[:, c], options))
-    if not tables:
-        return _label_events(
-            file, channel, starts_s, ends_s, np.full(len(scores), None), scores[:, 0], options
-        )
-    return (
-        pd.concat(tables, ignore_index=True)
-        .sort_values(["start_time", "label"], kind="mergesort")
-        .reset_index(drop=True)
-    )
+        events += _label_events(file, channel, starts_s, ends_s, labels, scores[:, c], options)
+    return sorted(events, key=_time_label)
 
 
 def _label_events(
@@ -317,7 +302,7 @@ def _label_events(
     labels: np.ndarray,
     label_scores: np.ndarray,
     options: ScanOptions,
-) -> pd.DataFrame:
+) -> list[Event]:
     args = (file, channel, starts_s, ends_s, labels, label_scores)
     if options.merge:
         return merge_events(
@@ -329,22 +314,20 @@ def _label_events(
     return window_rows(*args)
 
 
-def _sorted(tables: list[pd.DataFrame]) -> pd.DataFrame:
-    if not tables:
-        return pd.DataFrame(columns=EVENT_COLUMNS)
-    return (
-        pd.concat(tables, ignore_index=True)
-        .sort_values(["start_time", "channel", "label"], kind="mergesort", na_position="first")
-        .reset_index(drop=True)
+def _sorted(streams: list[list[Event]]) -> list[Event]:
+    """Every stream's events by start time, channel (the mix first) and label; stable."""
+    return sorted(
+        (e for events in streams for e in events),
+        key=lambda e: (e.start_time, -1 if e.channel is None else e.channel, e.label),
     )
 
 
 def file_events(
     file: str, streams: Sequence[StreamScores], detector: Detector, options: ScanOptions
-) -> pd.DataFrame:
+) -> list[Event]:
     """The events (or labelled windows, without merging) of every stream of one file.
 
-    Rows are sorted by start time, channel and label.
+    Events are sorted by start time, channel and label.
     """
     return _sorted(
         [
@@ -362,9 +345,12 @@ def events_from_score_matrix(
     The matrix is `scan --scores`'s table (file, channel, start_time, end_time, one column per
     class); each file and channel is one stream, as the scan scored it, so re-thresholding a
     matrix gives the events the scan would have written with those thresholds (to the float32
-    rounding of the stored scores). Files keep the matrix's order.
+    rounding of the stored scores). Files keep the matrix's order; a pandas table
+    (`events_frame`), as the evaluations read it.
     """
-    tables = []
+    import pandas as pd
+
+    events: list[Event] = []
     for file, rows in matrix.groupby("file", sort=False):
         streams = []
         for channel, part in rows.groupby("channel", sort=False, dropna=False):
@@ -380,7 +366,5 @@ def events_from_score_matrix(
                     options,
                 )
             )
-        tables.append(_sorted(streams))
-    if not tables:
-        return pd.DataFrame(columns=EVENT_COLUMNS)
-    return pd.concat(tables, ignore_index=True)
+        events += _sorted(streams)
+    return events_frame(events)

@@ -7,7 +7,6 @@ from pathlib import Path
 from rich.table import Table
 
 from bioclass.core.console import alerts, console
-from bioclass.evaluation.truth import event_scores, read_truth
 from bioclass.scan.options import ScanOptions
 from bioclass.scan.summary import ScanSummary
 
@@ -42,6 +41,9 @@ def print_scan_report(summary: ScanSummary, options: ScanOptions, truth: Path | 
             f"see files_damaged in {where}"
         )
     if truth is not None and summary.events is not None:
+        # Here, not at the top: the truth tables need pandas, which a plain scan never loads.
+        from bioclass.evaluation.truth import event_scores, read_truth
+
         scores = event_scores(summary.events, read_truth(truth))
         t = Table(title=f"events against {truth}", title_justify="left")
         for column in ("label", "truth", "detections", "matched", "precision", "recall", "f1"):
