@@ -1,6 +1,7 @@
 """bf16 against fp32 on real recordings: how far the scores move, how often the top class
-changes, and the speed of each, in one process (no start-up); and int8 (ONNX Runtime's dynamic
-quantization of the exported model) against the exported fp32 model.
+changes, and the speed of each, in one process (no start-up); and with --int8 each trained
+model's int8 export (`bioclass export --int8`: ONNX Runtime's static quantization, calibrated on
+other recordings) against its float32 export and PyTorch.
 
 Recordings: every FLAC in ../shared/data/soundscapes (7 field recordings, 24-48 kHz, 4.8 min
 together), scanned as `bioclass scan` scans them (fast mode, hop 1.5 s, batch 64). Models: a
@@ -8,7 +9,8 @@ seeded untrained CNN10 (3 s at 16 kHz, 5 classes; its scores are nearly uniform,
 class is a hard test of agreement) and, with --trained, a trained checkpoint (e.g. the
 quickstart model: `bioclass train recipes/quickstart.yaml --out runs/quickstart`).
 
-    python benchmarks/precision.py [--trained runs/quickstart/model.pt] [--int8]
+    python benchmarks/precision.py [--trained runs/quickstart/model.pt ...] [--int8]
+        [--calibration AUDIO ...]
 
 int8 needs `pip install 'bioclass[export]'` (onnx, onnxscript, onnxruntime).
 """
@@ -30,7 +32,10 @@ from bioclass.inference.score import WindowOutput, score_file
 from bioclass.inference.stream import WindowPlan
 from bioclass.runtime.precision import cpu_bf16_support, resolve_precision
 
-SOUNDSCAPES = Path(__file__).resolve().parents[1] / "../shared/data/soundscapes"
+SHARED = Path(__file__).resolve().parents[1] / "../shared/data"
+SOUNDSCAPES = SHARED / "soundscapes"
+# What int8 exports are calibrated on by default: recordings the soundscapes are not among.
+CALIBRATION = [SHARED / "field_unlabeled", SHARED / "labelled/bengalese_finch_bird0/audio"]
 HOP = 1.5
 
 
@@ -67,63 +72,97 @@ def drift(name: str, checkpoint: Path, files: list[Path], repeats: int, seconds:
     )
 
 
-def int8(checkpoint: Path, files: list[Path], folder: Path, repeats: int) -> None:
-    """ONNX Runtime: the exported fp32 model against its dynamic int8 quantization, on the
-    exact-mode windows of `files` (hop 1.5 s)."""
+def int8(
+    checkpoint: Path, files: list[Path], folder: Path, repeats: int, calibration: list[str]
+) -> None:
+    """`bioclass export --int8` (static int8, calibrated and gated on `calibration`) against the
+    float32 export and PyTorch, on every half-overlapping window of `files`, which the
+    quantization never saw."""
     import onnxruntime as ort
     import soundfile as sf
     import soxr
-    from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    from bioclass.core.errors import BioclassError
     from bioclass.export import export_model
+    from bioclass.export.metadata import INPUT_NAME
 
-    fp32_path = folder / "model.onnx"
+    fp32_path, int8_path = (
+        folder / f"{checkpoint.stem}.onnx",
+        folder / f"{checkpoint.stem}.int8.onnx",
+    )
     summary = export_model(checkpoint, "onnx", fp32_path)
     rate, window = summary.metadata["sample_rate"], summary.metadata["window_samples"]
-    int8_path = folder / "model.int8.onnx"
-    quantize_dynamic(fp32_path, int8_path, weight_type=QuantType.QInt8)
+    started = time.perf_counter()
+    try:
+        check = export_model(checkpoint, "onnx", int8_path, calibration).int8
+    except BioclassError as exc:
+        print(f"\n{checkpoint}: int8 export refused: {exc}")
+        return
+    made_s = time.perf_counter() - started
     windows = []
-    hop = int(HOP * rate)
     for path in files:
         audio, source_rate = sf.read(path, dtype="float32", always_2d=True)
         audio = soxr.resample(audio.mean(axis=1), source_rate, rate)
-        for start in range(0, max(len(audio) - window, 0) + 1, hop):
+        for start in range(0, max(len(audio) - window, 0) + 1, window // 2):
             windows.append(audio[start : start + window])
     batch = np.stack(windows).astype(np.float32)
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     sessions = {
-        "fp32": ort.InferenceSession(str(fp32_path), options, providers=["CPUExecutionProvider"]),
-        "int8": ort.InferenceSession(str(int8_path), options, providers=["CPUExecutionProvider"]),
+        name: ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        for name, path in (("onnx fp32", fp32_path), ("onnx int8", int8_path))
     }
+    model = prepare_for_inference(load_models([checkpoint]).models[0], torch.device("cpu"))
+    runs = {
+        name: (lambda w, s=session: s.run(None, {INPUT_NAME: w})[0])
+        for name, session in sessions.items()
+    }
+    runs["torch fp32"] = lambda w: model(torch.from_numpy(w)).numpy()
     logits: dict[str, np.ndarray] = {}
-    times: dict[str, list[float]] = {name: [] for name in sessions}
-    for _ in range(repeats):
-        for name, session in sessions.items():
-            input_name = session.get_inputs()[0].name
-            started = time.perf_counter()
-            logits[name] = np.concatenate(
-                [
-                    session.run(None, {input_name: batch[i : i + 64]})[0]
-                    for i in range(0, len(batch), 64)
-                ]
-            )
-            times[name].append(time.perf_counter() - started)
-    agree = np.mean(logits["int8"].argmax(1) == logits["fp32"].argmax(1))
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    with torch.no_grad():
+        for _ in range(repeats):
+            for name, run in runs.items():
+                started = time.perf_counter()
+                logits[name] = np.concatenate(
+                    [run(batch[i : i + 64]) for i in range(0, len(batch), 64)]
+                )
+                times[name].append(time.perf_counter() - started)
+    ref, got = logits["onnx fp32"], logits["onnx int8"]
+    agree = np.mean(got.argmax(1) == ref.argmax(1))
+    if summary.metadata["activation"] == "softmax":
+        scores = {k: np.exp(v - v.max(1, keepdims=True)) for k, v in (("ref", ref), ("got", got))}
+        scores = {k: v / v.sum(1, keepdims=True) for k, v in scores.items()}
+    else:
+        scores = {k: 1 / (1 + np.exp(-v)) for k, v in (("ref", ref), ("got", got))}
+    diff = np.abs(scores["got"] - scores["ref"])
     seconds = len(batch) * window / rate
     speed = {name: seconds / statistics.median(t) for name, t in times.items()}
     print(
-        f"\nint8 (ONNX Runtime dynamic quantization, QInt8 weights), {len(batch)} windows: "
-        f"fp32 {speed['fp32']:.1f} window-audio-s/s, int8 {speed['int8']:.1f} "
-        f"({speed['int8'] / speed['fp32']:.2f}x); top class agrees on {100 * agree:.2f} %; "
-        f"max |logit diff| {np.abs(logits['int8'] - logits['fp32']).max():.3f}; "
-        f"files {fp32_path.stat().st_size / 1e6:.1f} MB -> {int8_path.stat().st_size / 1e6:.1f} MB"
+        f"\n{checkpoint} ({summary.metadata['model_name']}, {window / rate:g} s windows): "
+        f"int8 export in {made_s:.0f} s; its own check on {check.windows} held-out "
+        f"calibration windows: {100 * check.agreement:.2f} % same top class, {check.speedup:.2f}x"
+    )
+    print(
+        f"  on the {len(batch)} soundscape windows: same top class {100 * agree:.2f} %, score "
+        f"|diff| max {diff.max():.4f} mean {diff.mean():.5f}; window-audio-s/s: "
+        + ", ".join(f"{name} {rate_:.1f}" for name, rate_ in speed.items())
+        + f"; int8 / torch fp32 {speed['onnx int8'] / speed['torch fp32']:.2f}x"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trained", type=Path, help="a trained checkpoint to compare too")
+    parser.add_argument(
+        "--trained", type=Path, action="append", default=[], help="trained checkpoints (repeatable)"
+    )
+    parser.add_argument(
+        "--calibration",
+        action="append",
+        default=[],
+        help="audio the int8 exports are calibrated and checked on (repeatable; default: the "
+        "shared field recordings and Bird0 songs)",
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--int8", action="store_true", help="also try ONNX Runtime int8")
     args = parser.parse_args()
@@ -146,12 +185,13 @@ def main() -> None:
         folder = Path(tmp)
         cnn10 = make_checkpoint(folder / "cnn10.pt")
         drift("CNN10, seeded untrained, 16 kHz", cnn10, files, args.repeats, seconds)
-        if args.trained:
-            drift(f"{args.trained} (trained)", args.trained, files, args.repeats, seconds)
+        for trained in args.trained:
+            drift(f"{trained} (trained)", trained, files, args.repeats, seconds)
         if args.int8:
-            int8(cnn10, files, folder, args.repeats)
-            if args.trained:
-                int8(args.trained, files, folder, args.repeats)
+            calibration = args.calibration or [str(p) for p in CALIBRATION if p.exists()]
+            print(f"\nint8 exports calibrated on {', '.join(calibration)}")
+            for trained in args.trained:
+                int8(trained, files, folder, args.repeats, calibration)
     print(f"load average after: {load_average()}")
 
 

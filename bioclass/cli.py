@@ -1306,6 +1306,7 @@ def review(
     short_help="Export a model as one ONNX or TorchScript file.",
     epilog=examples(
         "bioclass export runs/quickstart/model.pt --format onnx --out model.onnx",
+        "bioclass export model.pt --format onnx --int8 recordings/ --out model.int8.onnx",
     ),
 )
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
@@ -1317,22 +1318,51 @@ def review(
     help="onnx (needs pip install 'bioclass[export]') or torchscript.",
 )
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="The file to write.")
+@click.option(
+    "--int8",
+    "int8_audio",
+    multiple=True,
+    metavar="AUDIO",
+    help="Quantize to int8 (ONNX only), calibrated and checked on windows of this audio "
+    "(files, folders, globs; repeatable): the recordings the model will scan.",
+)
 @verbosity_options
 @_friendly
-def export(model: Path, fmt: str, out: Path) -> None:
+def export(model: Path, fmt: str, out: Path, int8_audio: tuple[str, ...]) -> None:
     """Export MODEL (a classifier checkpoint) with its front end as one ONNX or TorchScript file
     that runs without bioclass: (batch, window) float32 waveforms in, (batch, classes) logits
     out, with classes, rate, window, activation, calibration and thresholds as metadata."""
     from bioclass.export import export_model
 
-    summary = export_model(model, fmt, out)
+    summary = export_model(model, fmt, out, list(int8_audio) if int8_audio else None)
     meta = summary.metadata
+    kind = summary.format if summary.int8 is None else f"{summary.format}, int8"
     console.print(
-        f"wrote {summary.path} ({summary.format}, {summary.size_bytes / 1e6:.1f} MB): "
+        f"wrote {summary.path} ({kind}, {summary.size_bytes / 1e6:.1f} MB): "
         f"{meta['model_name']}, (batch, {meta['window_samples']}) float32 at "
         f"{meta['sample_rate']} Hz -> (batch, {len(meta['classes'])}) logits, "
         f"{meta['activation']} scores; max |difference| from the PyTorch model "
-        f"{summary.max_abs_diff:.1e} on a test signal",
+        f"{summary.max_abs_diff:.1e} on a test signal"
+        + ("" if summary.int8 is None else " (before quantization)"),
         highlight=False,
         soft_wrap=True,
     )
+    check = summary.int8
+    if check is not None:
+        console.print(
+            f"int8 against float32 on {check.windows} held-out windows of {check.files} "
+            f"recording(s) (ranges set on {check.calibration_windows} others): top class the "
+            f"same on {100 * check.agreement:.1f} %, scores differ by at most "
+            f"{check.max_score_diff:.3f} (mean {check.mean_score_diff:.4f}); "
+            f"{check.speedup:.2f}x float32's speed on this CPU",
+            highlight=False,
+            soft_wrap=True,
+        )
+        if check.speedup < 1.0:
+            alerts.print(
+                f"warning: the int8 model ran at {check.speedup:.2f}x the float32 export's speed "
+                "on this CPU (no VNNI, or depthwise convolutions): scan with the float32 export "
+                "here",
+                highlight=False,
+                soft_wrap=True,
+            )

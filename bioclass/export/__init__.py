@@ -7,6 +7,7 @@ Modules:
     module        the traced module: waveform in, logits out
     torchscript   trace, input check, extra file
     onnx_format   dynamo export, metadata_props, the onnxruntime check (optional packages)
+    int8          static int8 quantization of an ONNX export, calibrated and checked on audio
     run           the procedure: load, prepare, export, compare, write
 """
 

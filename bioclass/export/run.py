@@ -3,7 +3,8 @@ PyTorch model before it is written."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,8 @@ import torch
 
 from bioclass.core.atomic import atomic_path
 from bioclass.core.errors import BioclassError
-from bioclass.export.metadata import export_metadata, window_samples
+from bioclass.export.int8 import Int8Check, make_int8, require_quantization
+from bioclass.export.metadata import export_metadata, read_metadata, window_samples
 from bioclass.export.module import WaveformClassifier
 from bioclass.export.probe import probe_waves
 from bioclass.inference.models import load_models, prepare_for_inference
@@ -38,6 +40,7 @@ class ExportSummary:
         max_abs_diff: the largest |exported - PyTorch| logit on the test signal, in batches of
             1 and 3 windows.
         metadata: what the file carries (see `export_metadata`).
+        int8: how an int8 export compared with the float32 one, or None (float32).
     """
 
     path: Path
@@ -45,6 +48,7 @@ class ExportSummary:
     size_bytes: int
     max_abs_diff: float
     metadata: dict[str, Any]
+    int8: Int8Check | None = None
 
 
 def _format(fmt: str) -> tuple[Saver, Loader]:
@@ -58,16 +62,26 @@ def _format(fmt: str) -> tuple[Saver, Loader]:
     return save_torchscript, load_torchscript
 
 
-def export_model(checkpoint: Path, fmt: str, out: Path) -> ExportSummary:
+def export_model(
+    checkpoint: Path, fmt: str, out: Path, int8_calibration: Sequence[str | Path] | None = None
+) -> ExportSummary:
     """Export the classifier of `checkpoint` to `out` as `fmt` (onnx or torchscript).
+
+    With `int8_calibration` (audio files, folders or globs; ONNX only), the float32 export is
+    then quantized to int8, calibrated and checked on windows of that audio (`export.int8`).
 
     Raises:
         BioclassError: an unknown format, a missing optional package, an unreadable checkpoint
-            or an encoder, an unwritable `out`, or an export that does not reproduce the model.
+            or an encoder, an unwritable `out`, an export that does not reproduce the model, or
+            an int8 model that does not keep its top classes on the calibration audio.
     """
     fmt = fmt.strip().lower()
     if fmt not in EXPORT_FORMATS:
         raise BioclassError(f"unknown export format {fmt!r}; choose {' or '.join(EXPORT_FORMATS)}")
+    if int8_calibration is not None:
+        if fmt != "onnx":
+            raise BioclassError("--int8 quantizes ONNX exports only; use --format onnx")
+        require_quantization()
     save, load = _format(fmt)
     out = Path(out)
     if out.is_dir():
@@ -90,5 +104,14 @@ def export_model(checkpoint: Path, fmt: str, out: Path) -> ExportSummary:
                 f"the {fmt} export differs from the PyTorch model by {diff:.3g} (more than "
                 f"{limit:.3g}) on a test signal; nothing written, please report it"
             )
+        check = None
+        if int8_calibration is not None:
+            quantized = tmp.with_name(tmp.name + ".int8")
+            try:
+                check = make_int8(tmp, quantized, int8_calibration, metadata)
+                os.replace(quantized, tmp)
+            finally:
+                quantized.unlink(missing_ok=True)
+            metadata = read_metadata(tmp)
         size = tmp.stat().st_size
-    return ExportSummary(out, fmt, size, diff, metadata)
+    return ExportSummary(out, fmt, size, diff, metadata, check)

@@ -22,7 +22,7 @@ from bioclass.inference.models import (
     prepare_for_inference,
 )
 from bioclass.runtime.device import pick_device
-from bioclass.runtime.precision import PrecisionChoice, resolve_precision
+from bioclass.runtime.precision import INT8_AND_FP32, PrecisionChoice, resolve_precision
 
 TORCH = "torch"
 ONNXRUNTIME = "onnxruntime"
@@ -74,6 +74,25 @@ def load_backend(
             )
         threads = torch.get_num_threads()
         models = [OnnxModel(p, threads) for p in paths]
-        choice = PrecisionChoice(precision, "fp32", "onnxruntime runs the exported float32 model")
+        choice = exported_precision(precision, models)
         return ensemble(models, paths, [m.info for m in models]), torch.device("cpu"), choice
     raise BioclassError(f"unknown backend {backend!r} (use {' or '.join(BACKENDS)})")
+
+
+def exported_precision(asked: str, models: list[OnnxModel]) -> PrecisionChoice:
+    """What exported models compute in: their own precision (float32, or int8 from
+    `bioclass export --int8`); onnxruntime has no autocast to change it.
+
+    Raises:
+        BioclassError: `--precision fp32` with an int8 export (it would not run in fp32).
+    """
+    quantized = [m.path for m in models if m.metadata.get("precision") == "int8"]
+    if not quantized:
+        return PrecisionChoice(asked, "fp32", "onnxruntime runs the exported float32 model")
+    if asked == "fp32":
+        raise BioclassError(
+            f"--precision fp32: {quantized[0]} is an int8 export (bioclass export --int8); scan "
+            "its float32 export for fp32, or leave --precision at auto"
+        )
+    used = "int8" if len(quantized) == len(models) else INT8_AND_FP32
+    return PrecisionChoice(asked, used, "the export is quantized to int8 (bioclass export --int8)")

@@ -31,10 +31,16 @@ def training_dtype(device: torch.device, amp: bool) -> torch.dtype | None:
     return cuda_amp_dtype()
 
 
+# What an ensemble of ONNX exports computes in when some are int8 (`bioclass export --int8`).
+INT8_AND_FP32 = "int8+fp32"
+# Precisions fixed inside exported models: they run as they are, with no autocast.
+EXPORTED_PRECISIONS = ("int8", INT8_AND_FP32)
+
+
 def inference_dtype(device: torch.device, precision: str) -> torch.dtype | None:
     """The autocast dtype of a resolved `--precision` (see `resolve_precision` for auto): fp32
     (none), bf16 (CPU or CUDA), amp (CUDA)."""
-    if precision == "fp32":
+    if precision in ("fp32", *EXPORTED_PRECISIONS):
         return None
     if precision == "bf16":
         return torch.bfloat16
@@ -135,6 +141,17 @@ def cpu_bf16_support() -> tuple[bool, str]:
     if not looked:
         return False, "CPU features unknown: no PyTorch check and no /proc/cpuinfo"
     return False, f"{', '.join(looked)} absent"
+
+
+# int8 dot products in one instruction: x86's VNNI (AVX512 or AVX) and AMX, Arm's dot product.
+_INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp")
+
+
+def cpu_int8_dot() -> str | None:
+    """The CPU flag that gives native int8 dot products (/proc/cpuinfo), or None (absent or
+    unknown). Without one, x86 multiplies uint8 by int8 in 16-bit sums that can saturate."""
+    flags = _cpuinfo_flags() or set()
+    return next((f for f in _INT8_DOT_FLAGS if f in flags), None)
 
 
 def _cpuinfo_flags() -> set[str] | None:
