@@ -60,6 +60,12 @@ def _session(path: Path):
     return lambda waves: session.run(["logits"], {"waveform": waves})[0]
 
 
+def _scan_onnx(model: Path, audio: Path, out: Path, *extra: object) -> tuple[int, str]:
+    return run_cli(
+        "scan", audio, "--model", model, "--backend", "onnxruntime", "--out", out, *extra
+    )
+
+
 def test_int8_export_is_quantized_checked_on_held_out_audio_and_scans_as_int8(
     checkpoint, audio, tmp_path, monkeypatch
 ):
@@ -99,33 +105,15 @@ def test_int8_export_is_quantized_checked_on_held_out_audio_and_scans_as_int8(
     assert check.agreement == pytest.approx(np.mean(a.argmax(1) == b.argmax(1)))
     assert check.speedup > 0
 
-    code, output = run_cli(
-        "scan",
-        audio,
-        "--model",
-        out,
-        "--backend",
-        "onnxruntime",
-        "--out",
-        tmp_path / "s" / "d.csv",
-        "--scores",
-        tmp_path / "s" / "scores.csv",
+    code, output = _scan_onnx(
+        out, audio, tmp_path / "s" / "d.csv", "--scores", tmp_path / "s" / "scores.csv"
     )
     assert code == 0, output
     manifest = json.loads((tmp_path / "s" / "d.manifest.json").read_text())
     assert manifest["precision"] == "int8"
     assert "quantized to int8" in manifest["precision_reason"]
-    code, output = run_cli(
-        "scan",
-        audio,
-        "--model",
-        fp32,
-        "--backend",
-        "onnxruntime",
-        "--out",
-        tmp_path / "f" / "d.csv",
-        "--scores",
-        tmp_path / "f" / "scores.csv",
+    code, output = _scan_onnx(
+        fp32, audio, tmp_path / "f" / "d.csv", "--scores", tmp_path / "f" / "scores.csv"
     )
     assert code == 0, output
     import pandas as pd
@@ -199,17 +187,6 @@ def test_an_int8_export_cannot_be_scanned_as_fp32(checkpoint, audio, tmp_path, m
     monkeypatch.setattr(int8, "MIN_AGREEMENT", 0.0)
     out = tmp_path / "m.onnx"
     export_model(checkpoint, "onnx", out, [audio])
-    code, output = run_cli(
-        "scan",
-        audio,
-        "--model",
-        out,
-        "--backend",
-        "onnxruntime",
-        "--precision",
-        "fp32",
-        "--out",
-        tmp_path / "d.csv",
-    )
+    code, output = _scan_onnx(out, audio, tmp_path / "d.csv", "--precision", "fp32")
     assert code == 1, output
     assert "is an int8 export" in output and "leave --precision at auto" in output
