@@ -112,6 +112,8 @@ def test_int8_export_is_quantized_checked_on_held_out_audio_and_scans_as_int8(
     manifest = json.loads((tmp_path / "s" / "d.manifest.json").read_text())
     assert manifest["precision"] == "int8"
     assert "quantized to int8" in manifest["precision_reason"]
+    (recorded,) = manifest["precision_drift"]["models"]  # the export's own check, on record
+    assert recorded["windows"] == 96 and recorded["model"] == str(out)
     code, output = _scan_onnx(
         fp32, audio, tmp_path / "f" / "d.csv", "--scores", tmp_path / "f" / "scores.csv"
     )

@@ -243,3 +243,65 @@ def test_auto_reuses_the_scores_of_the_precision_it_resolves_to(
     code, output = run_cli("scan", recording, "--model", model, "--out", out, "--precision", "bf16")
     assert code == 0, output
     assert json.loads(out.with_suffix(".manifest.json").read_text())["files_resumed"] == 0
+
+
+def test_a_bf16_scan_records_how_far_its_scores_moved_from_fp32(
+    monkeypatch: pytest.MonkeyPatch, trained: Path, recording: Path, tmp_path: Path
+) -> None:
+    cpu_says(monkeypatch, native=True, speedup=None)
+    model = trained / "model.pt"
+    scores, manifests = {}, {}
+    for asked in ("bf16", "fp32"):
+        out = tmp_path / asked / "det.csv"
+        matrix = tmp_path / f"{asked}.scores.csv"
+        code, output = run_cli(
+            "scan",
+            recording,
+            "--model",
+            model,
+            "--out",
+            out,
+            "--precision",
+            asked,
+            "--mode",
+            "exact",
+            "--scores",
+            matrix,
+        )
+        assert code == 0, output
+        table = np.loadtxt(matrix, delimiter=",", skiprows=1, usecols=range(4, 7))
+        scores[asked], manifests[asked] = (
+            table,
+            json.loads(out.with_suffix(".manifest.json").read_text()),
+        )
+    assert manifests["fp32"]["precision_drift"] is None
+    drift = manifests["bf16"]["precision_drift"]
+    n = min(16, len(scores["bf16"]))  # the scan's first windows, at most 16
+    diff = np.abs(scores["bf16"][:n] - scores["fp32"][:n])
+    assert (drift["against"], drift["file"], drift["windows"]) == ("fp32", str(recording), n)
+    assert drift["max_score_diff"] == pytest.approx(diff.max(), abs=1e-5)
+    assert drift["mean_score_diff"] == pytest.approx(diff.mean(), abs=1e-5)
+    same = np.mean(scores["bf16"][:n].argmax(1) == scores["fp32"][:n].argmax(1))
+    assert drift["top_class_agreement"] == pytest.approx(same)
+    assert 0 < drift["max_score_diff"] < 0.05  # bf16 does move the scores, a little
+
+
+def test_a_recording_gone_before_the_drift_check_is_a_warning_not_a_failure(
+    monkeypatch: pytest.MonkeyPatch, trained: Path, recording: Path, tmp_path: Path
+) -> None:
+    from bioclass.audio import AudioError
+    from bioclass.scan import runner
+
+    def gone(path, *args, **kwargs):
+        raise AudioError(f"{path}: file not found")
+
+    monkeypatch.setattr(runner, "precision_drift", gone)
+    cpu_says(monkeypatch, native=True, speedup=None)
+    out = tmp_path / "det.csv"
+    code, output = run_cli(
+        "scan", recording, "--model", trained / "model.pt", "--out", out, "--precision", "bf16"
+    )
+    assert code == 0, output
+    assert "precision drift not measured" in output and "file not found" in output
+    manifest = json.loads(out.with_suffix(".manifest.json").read_text())
+    assert manifest["precision_drift"] is None and manifest["files_scanned"] == 1

@@ -14,14 +14,19 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
+
+import torch
 
 from bioclass.core.errors import BioclassError
 from bioclass.inference.backends import TORCH, load_backend
-from bioclass.inference.models import load_models
+from bioclass.inference.drift import precision_drift
+from bioclass.inference.exported import OnnxModel
+from bioclass.inference.models import LoadedModels, load_models
 from bioclass.inference.score import FileScores, WindowOutput, resolve_mode, score_file
 from bioclass.inference.stream import WindowPlan
 from bioclass.outputs import writers
-from bioclass.runtime.precision import resolve_precision
+from bioclass.runtime.precision import EXPORTED_PRECISIONS, resolve_precision
 from bioclass.scan.assemble import check_output_folders, write_outputs
 from bioclass.scan.channels import check_channel_exists
 from bioclass.scan.classfilter import written_classes
@@ -190,6 +195,56 @@ def _scan(
     write_outputs(outcomes, detector, options, summary, info.sample_rate, metadata)
     summary.wall_seconds = time.perf_counter() - started
     manifest = build_manifest(loaded, thresholds, plan, options, summary, device)
-    manifest.update(precision_asked=precision.asked, precision_reason=precision.reason)
+    drift = None
+    if distributor is None:  # Ray workers may run on another kind of device than this one
+        drift = _precision_drift(loaded, output, plan, options, device, outcomes)
+    manifest.update(
+        precision_asked=precision.asked,
+        precision_reason=precision.reason,
+        precision_drift=drift,
+    )
     write_manifest(paths["manifest"], manifest, summary)
     return summary
+
+
+def _precision_drift(
+    loaded: LoadedModels,
+    output: WindowOutput,
+    plan: WindowPlan,
+    options: ScanOptions,
+    device: torch.device,
+    outcomes: list[FileOutcome],
+) -> dict[str, Any] | None:
+    """The manifest's `precision_drift`: for a scan in bf16 or AMP, its scores against float32
+    on the first windows of the first scanned file; for int8 exports, the check each passed when
+    it was made; None in float32 (or when the file can no longer be read, with a warning)."""
+    if options.precision in EXPORTED_PRECISIONS:
+        checks = [
+            {"model": str(m.path), **m.metadata.get("int8_check", {})}
+            for m in loaded.models
+            if isinstance(m, OnnxModel) and m.metadata.get("precision") == "int8"
+        ]
+        return {"against": "fp32", "measured": "by bioclass export --int8", "models": checks}
+    if options.precision == "fp32":
+        return None
+    scanned = next((o.path for o in outcomes if o.error is None), None)
+    if scanned is None:
+        return None
+    try:
+        drift = precision_drift(
+            scanned, loaded.models, output, plan, options.channels, device, options.precision
+        )
+    except BioclassError as exc:  # the file changed or vanished since it was scanned
+        log.warning("precision drift not measured: %s", exc)
+        return None
+    log.info(
+        "%s against fp32 on the first %d windows of %s: top class the same on %.1f %%, scores "
+        "differ by at most %.4f (mean %.5f)",
+        options.precision,
+        drift["windows"],
+        scanned,
+        100 * drift["top_class_agreement"],
+        drift["max_score_diff"],
+        drift["mean_score_diff"],
+    )
+    return drift
