@@ -192,3 +192,19 @@ def test_an_int8_export_cannot_be_scanned_as_fp32(checkpoint, audio, tmp_path, m
     code, output = _scan_onnx(out, audio, tmp_path / "d.csv", "--precision", "fp32")
     assert code == 1, output
     assert "is an int8 export" in output and "leave --precision at auto" in output
+
+
+def test_calibration_reads_a_bounded_number_of_windows_from_many_recordings(tmp_path, monkeypatch):
+    """A folder of a season's recordings: a few windows from each of enough recordings, and
+    the rest never opened."""
+    for k in range(20):
+        sf.write(tmp_path / f"r{k:02d}.wav", np.full(2 * RATE, 0.01 * k, np.float32), RATE)
+    opened = []
+    info = int8.audio_info
+    monkeypatch.setattr(int8, "audio_info", lambda path: opened.append(path) or info(path))
+    monkeypatch.setattr(int8, "WANTED_WINDOWS", 30)
+    windows, files, skipped = int8.audio_windows([tmp_path], RATE, WINDOW)
+    # ceil(30 / 20) = 2 windows a file is raised to MIN_PER_FILE (4): 8 recordings give 32.
+    assert windows.shape == (32, WINDOW) and files == 8 and len(opened) == 8 and skipped == []
+    levels = {round(float(w[0]) / 0.01) for w in windows}  # each recording's constant level
+    assert len(levels) == 8

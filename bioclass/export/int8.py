@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from bioclass.audio import AudioError, read_audio
+from bioclass.audio import AudioError, audio_info, fit_length, read_audio
 from bioclass.audio.discover import collect_inputs
 from bioclass.core.activation import Activation
 from bioclass.core.errors import BioclassError
@@ -42,9 +42,11 @@ MIN_AGREEMENT = 0.99
 # float32 they halved the mean score difference on real recordings at the same speed.
 QUANTIZED_OPS = ["Conv"]
 WINDOWS_PER_FILE = 48  # spread over each file: many recordings teach more than one long one
+MIN_PER_FILE = 4  # with thousands of recordings, a few windows from each of a few hundred
 # 96 kept 98 % of a trained CNN10's top classes (head quantized too), 256 kept 99.4 %.
 CALIBRATION_WINDOWS = 256
 CHECK_WINDOWS = 512
+WANTED_WINDOWS = 3 * CALIBRATION_WINDOWS  # a third sets the ranges, the rest (512) checks them
 MIN_WINDOWS = 24
 READ_SECONDS = 600.0  # of a long recording, only the first 10 minutes are read
 PERCENTILE = 99.999
@@ -100,8 +102,11 @@ def audio_windows(
 ) -> tuple[np.ndarray, int, list[str]]:
     """Whole windows of the calibration audio, mono at the model's rate, shuffled (seed 0).
 
-    Up to WINDOWS_PER_FILE non-overlapping windows spread over the first READ_SECONDS of each
-    recording; unreadable files are skipped and named.
+    Bounded whatever the inputs hold: recordings are taken in a seeded random order until
+    WANTED_WINDOWS are in hand, each giving windows spread over its first READ_SECONDS (as many
+    as WANTED_WINDOWS spread over all the recordings asks, between MIN_PER_FILE and
+    WINDOWS_PER_FILE), each window read on its own from the file; unreadable files are skipped
+    and named.
 
     Returns:
         (n, window) float32 windows, the number of files they came from, and the skipped files.
@@ -110,28 +115,37 @@ def audio_windows(
         BioclassError: the inputs match nothing, or yield fewer than MIN_WINDOWS windows.
     """
     files = collect_inputs(list(inputs))
-    windows, used, skipped = [], 0, []
-    for path in files:
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(files))
+    per_file = int(np.clip(-(-WANTED_WINDOWS // len(files)), MIN_PER_FILE, WINDOWS_PER_FILE))
+    seconds = window / sample_rate
+    windows: list[np.ndarray] = []
+    used, skipped = 0, []
+    for index in order:
+        if len(windows) >= WANTED_WINDOWS:
+            break
+        path = files[index]
         try:
-            wave = read_audio(path, sample_rate, end_seconds=READ_SECONDS)
+            length = min(audio_info(path).duration_seconds, READ_SECONDS)
+            count = int(length // seconds)
+            starts = np.unique(np.linspace(0, count - 1, min(count, per_file)).astype(int))
+            cut = [
+                read_audio(path, sample_rate, None, s * seconds, (s + 1) * seconds) for s in starts
+            ]
         except AudioError as exc:
             skipped.append(str(exc))
             log.warning("--int8: skipped %s", exc)
             continue
-        count = len(wave) // window
-        if count == 0:
-            continue
-        starts = np.unique(np.linspace(0, count - 1, min(count, WINDOWS_PER_FILE)).astype(int))
-        windows += [wave[s * window : (s + 1) * window] for s in starts]
-        used += 1
+        whole = [fit_length(w, window) for w in cut if len(w) >= window - 1]
+        windows += whole
+        used += bool(whole)
     if len(windows) < MIN_WINDOWS:
-        seconds = window / sample_rate
         raise BioclassError(
             f"--int8: the calibration audio gives {len(windows)} whole windows of {seconds:g} s "
             f"(at least {MIN_WINDOWS} needed); give more of the recordings the model will scan"
         )
-    order = np.random.default_rng(0).permutation(len(windows))
-    return np.stack([windows[i] for i in order]).astype(np.float32), used, skipped
+    shuffled = rng.permutation(len(windows))
+    return np.stack([windows[i] for i in shuffled]).astype(np.float32), used, skipped
 
 
 def quantize(fp32_path: Path, out: Path, calibration: np.ndarray, reduce_range: bool) -> None:
