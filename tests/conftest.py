@@ -90,10 +90,15 @@ def trained(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def _auto_precision_is_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
+def _auto_precision_is_fp32(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """`--precision auto` (the default) resolves to fp32 in every test, as if the bf16 probe
     found bf16 slower: the suite's score comparisons then mean the same on every CPU, and no test
     pays for the probe. tests/test_precision.py sets its own probe results."""
     from bioclass.runtime import precision
 
     monkeypatch.setattr(precision, "bf16_probe_speedup", lambda threads: 0.0)
+    # The probe's answers of a test stay in the test (never the user's ~/.cache/bioclass), in a
+    # folder of its own: tests that list their tmp_path find only what they wrote.
+    monkeypatch.setenv("BIOCLASS_CACHE_DIR", str(tmp_path_factory.mktemp("bioclass-cache")))

@@ -305,3 +305,57 @@ def test_a_recording_gone_before_the_drift_check_is_a_warning_not_a_failure(
     assert "precision drift not measured" in output and "file not found" in output
     manifest = json.loads(out.with_suffix(".manifest.json").read_text())
     assert manifest["precision_drift"] is None and manifest["files_scanned"] == 1
+
+
+def test_the_probe_runs_once_per_machine_and_is_kept_on_disk(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from bioclass.runtime import probe_cache
+
+    monkeypatch.setenv("BIOCLASS_CACHE_DIR", str(tmp_path / "cache"))
+    calls = cpu_says(monkeypatch, native=True, speedup=1.5)
+    first = resolve_precision(torch.device("cpu"), "auto")
+    assert (first.used, calls) == ("bf16", [torch.get_num_threads()])
+    assert first.reason == "native bf16 (avx512_bf16), faster in the probe (1.50x fp32)"
+    stored = json.loads((tmp_path / "cache" / "probe.json").read_text())
+    (key,) = stored
+    assert f"torch {torch.__version__}" in key and "avx512_bf16" in key
+    assert stored[key]["speedup"] == 1.5
+    # A later process (here: the same one again) reads it instead of measuring, and says the
+    # same: a manifest does not depend on whether the probe was cached.
+    second = resolve_precision(torch.device("cpu"), "auto")
+    assert second == first and len(calls) == 1
+    # Another thread count is another answer.
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 7)
+    resolve_precision(torch.device("cpu"), "auto")
+    assert calls[-1] == 7 and len(json.loads((tmp_path / "cache" / "probe.json").read_text())) == 2
+    assert probe_cache.machine_key(7, "x") != probe_cache.machine_key(8, "x")
+
+
+@pytest.mark.parametrize("damage", ["not json {", "[1, 2]", '{"k": "no entry"}'])
+def test_a_damaged_probe_cache_is_measured_and_written_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, damage: str
+) -> None:
+    (tmp_path / "probe.json").write_text(damage)
+    monkeypatch.setenv("BIOCLASS_CACHE_DIR", str(tmp_path))
+    calls = cpu_says(monkeypatch, native=True, speedup=0.6)
+    assert resolve_precision(torch.device("cpu"), "auto").used == "fp32" and len(calls) == 1
+    stored = json.loads((tmp_path / "probe.json").read_text())
+    assert any(
+        entry == {"speedup": 0.6, "measured": entry["measured"]}
+        for entry in stored.values()
+        if isinstance(entry, dict)
+    )
+
+
+def test_an_unwritable_probe_cache_only_means_measuring_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file where the cache folder would go")
+    monkeypatch.setenv("BIOCLASS_CACHE_DIR", str(blocker / "bioclass"))
+    calls = cpu_says(monkeypatch, native=True, speedup=2.0)
+    for _ in range(2):
+        choice = resolve_precision(torch.device("cpu"), "auto")
+        assert choice.used == "bf16"
+    assert len(calls) == 2

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from bioclass.core.errors import BioclassError
+from bioclass.runtime.probe_cache import cache_dir, cached_speedup
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +98,13 @@ def _auto(device: torch.device) -> PrecisionChoice:
     native, found = cpu_bf16_support()
     if not native:
         return PrecisionChoice("auto", "fp32", f"no native bf16 ({found})")
-    speedup = bf16_probe_speedup(torch.get_num_threads())
+    # Looked up at call time: tests replace the measurement.
+    speedup, measured = cached_speedup(torch.get_num_threads(), found, bf16_probe_speedup)
     verdict = "faster" if speedup >= BF16_MIN_SPEEDUP else "not faster"
     used = "bf16" if speedup >= BF16_MIN_SPEEDUP else "fp32"
+    if measured is not None:
+        # Not in the reason: a scan's manifest must not depend on whether the probe was cached.
+        log.debug("bf16 probe: %.2fx fp32, measured %s, kept in %s", speedup, measured, cache_dir())
     return PrecisionChoice(
         "auto", used, f"native bf16 ({found}), {verdict} in the probe ({speedup:.2f}x fp32)"
     )
