@@ -312,6 +312,7 @@ def test_the_probe_runs_once_per_machine_and_is_kept_on_disk(
 ) -> None:
     from bioclass.runtime import probe_cache
 
+    monkeypatch.setattr(probe_cache, "_load_per_core", lambda: 0.1)  # a quiet machine
     monkeypatch.setenv("BIOCLASS_CACHE_DIR", str(tmp_path / "cache"))
     calls = cpu_says(monkeypatch, native=True, speedup=1.5)
     first = resolve_precision(torch.device("cpu"), "auto")
@@ -336,21 +337,24 @@ def test_the_probe_runs_once_per_machine_and_is_kept_on_disk(
 def test_a_damaged_probe_cache_is_measured_and_written_again(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, damage: str
 ) -> None:
+    from bioclass.runtime import probe_cache
+
+    monkeypatch.setattr(probe_cache, "_load_per_core", lambda: 0.1)
     (tmp_path / "probe.json").write_text(damage)
     monkeypatch.setenv("BIOCLASS_CACHE_DIR", str(tmp_path))
     calls = cpu_says(monkeypatch, native=True, speedup=0.6)
     assert resolve_precision(torch.device("cpu"), "auto").used == "fp32" and len(calls) == 1
     stored = json.loads((tmp_path / "probe.json").read_text())
-    assert any(
-        entry == {"speedup": 0.6, "measured": entry["measured"]}
-        for entry in stored.values()
-        if isinstance(entry, dict)
-    )
+    entries = [e for e in stored.values() if isinstance(e, dict) and "speedup" in e]
+    assert [e["speedup"] for e in entries] == [0.6] and entries[0]["load_per_core"] == 0.1
 
 
 def test_an_unwritable_probe_cache_only_means_measuring_again(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    from bioclass.runtime import probe_cache
+
+    monkeypatch.setattr(probe_cache, "_load_per_core", lambda: 0.1)
     blocker = tmp_path / "taken"
     blocker.write_text("a file where the cache folder would go")
     monkeypatch.setenv("BIOCLASS_CACHE_DIR", str(blocker / "bioclass"))
@@ -359,3 +363,33 @@ def test_an_unwritable_probe_cache_only_means_measuring_again(
         choice = resolve_precision(torch.device("cpu"), "auto")
         assert choice.used == "bf16"
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize("load", [0.9, None])
+def test_a_probe_timed_on_a_busy_machine_is_used_once_not_kept(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, load: float | None
+) -> None:
+    from bioclass.runtime import probe_cache
+
+    monkeypatch.setattr(probe_cache, "_load_per_core", lambda: load)
+    monkeypatch.setenv("BIOCLASS_CACHE_DIR", str(tmp_path))
+    calls = cpu_says(monkeypatch, native=True, speedup=0.4)
+    for _ in range(2):
+        assert resolve_precision(torch.device("cpu"), "auto").used == "fp32"
+    assert len(calls) == 2 and not (tmp_path / "probe.json").exists()
+
+
+def test_a_kept_probe_older_than_a_month_is_measured_again(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from bioclass.runtime import probe_cache
+
+    monkeypatch.setattr(probe_cache, "_load_per_core", lambda: 0.1)
+    monkeypatch.setenv("BIOCLASS_CACHE_DIR", str(tmp_path))
+    calls = cpu_says(monkeypatch, native=True, speedup=1.6)
+    resolve_precision(torch.device("cpu"), "auto")
+    stored = json.loads((tmp_path / "probe.json").read_text())
+    (key,) = stored
+    stored[key] |= {"speedup": 0.5, "measured": "2000-01-01"}
+    (tmp_path / "probe.json").write_text(json.dumps(stored))
+    assert resolve_precision(torch.device("cpu"), "auto").used == "bf16" and len(calls) == 2
