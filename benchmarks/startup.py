@@ -49,7 +49,7 @@ prepare_for_inference(loaded.models[0], torch.device("cpu"))
 step("prepare (fold BatchNorm, channels-last)")
 from bioclass.runtime.precision import resolve_precision
 resolve_precision(torch.device("cpu"), "auto")
-step("--precision auto (probe where bf16 is native)")
+step("--precision auto (the bf16 probe's kept answer, where bf16 is native)")
 """
 
 
