@@ -78,13 +78,13 @@ def int8(
     """`bioclass export --int8` (static int8, calibrated and gated on `calibration`) against the
     float32 export and PyTorch, on every half-overlapping window of `files`, which the
     quantization never saw."""
-    import onnxruntime as ort
     import soundfile as sf
     import soxr
 
+    from bioclass.core.activation import activate
     from bioclass.core.errors import BioclassError
     from bioclass.export import export_model
-    from bioclass.export.metadata import INPUT_NAME
+    from bioclass.export.onnx_format import load_onnx
 
     fp32_path, int8_path = (
         folder / f"{checkpoint.stem}.onnx",
@@ -106,17 +106,8 @@ def int8(
         for start in range(0, max(len(audio) - window, 0) + 1, window // 2):
             windows.append(audio[start : start + window])
     batch = np.stack(windows).astype(np.float32)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    sessions = {
-        name: ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        for name, path in (("onnx fp32", fp32_path), ("onnx int8", int8_path))
-    }
     model = prepare_for_inference(load_models([checkpoint]).models[0], torch.device("cpu"))
-    runs = {
-        name: (lambda w, s=session: s.run(None, {INPUT_NAME: w})[0])
-        for name, session in sessions.items()
-    }
+    runs = {"onnx fp32": load_onnx(fp32_path), "onnx int8": load_onnx(int8_path)}
     runs["torch fp32"] = lambda w: model(torch.from_numpy(w)).numpy()
     logits: dict[str, np.ndarray] = {}
     times: dict[str, list[float]] = {name: [] for name in runs}
@@ -130,12 +121,10 @@ def int8(
                 times[name].append(time.perf_counter() - started)
     ref, got = logits["onnx fp32"], logits["onnx int8"]
     agree = np.mean(got.argmax(1) == ref.argmax(1))
-    if summary.metadata["activation"] == "softmax":
-        scores = {k: np.exp(v - v.max(1, keepdims=True)) for k, v in (("ref", ref), ("got", got))}
-        scores = {k: v / v.sum(1, keepdims=True) for k, v in scores.items()}
-    else:
-        scores = {k: 1 / (1 + np.exp(-v)) for k, v in (("ref", ref), ("got", got))}
-    diff = np.abs(scores["got"] - scores["ref"])
+    activation = summary.metadata["activation"]
+    diff = np.abs(
+        activate(torch.from_numpy(got), activation) - activate(torch.from_numpy(ref), activation)
+    ).numpy()
     seconds = len(batch) * window / rate
     speed = {name: seconds / statistics.median(t) for name, t in times.items()}
     print(

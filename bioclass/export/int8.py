@@ -27,12 +27,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from bioclass.audio import AudioError, audio_info, fit_length, read_audio
 from bioclass.audio.discover import collect_inputs
-from bioclass.core.activation import Activation
+from bioclass.core.activation import Activation, activate
 from bioclass.core.errors import BioclassError
-from bioclass.export.metadata import INPUT_NAME, OUTPUT_NAME, onnx_props
+from bioclass.export.metadata import INPUT_NAME, onnx_props
+from bioclass.export.onnx_format import load_onnx
 from bioclass.runtime.precision import cpu_int8_dot
 
 log = logging.getLogger(__name__)
@@ -211,18 +213,7 @@ def set_metadata(path: Path, metadata: dict[str, Any]) -> None:
     onnx.save(model, str(path))
 
 
-def _session(path: Path) -> Callable[[np.ndarray], np.ndarray]:
-    import onnxruntime as ort
-    import torch
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()  # as the scan's onnxruntime backend
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return lambda waves: session.run([OUTPUT_NAME], {INPUT_NAME: waves})[0]
-
-
-def _timed_logits(run: Callable[[np.ndarray], np.ndarray], windows: np.ndarray) -> np.ndarray:
+def _logits(run: Callable[[np.ndarray], np.ndarray], windows: np.ndarray) -> np.ndarray:
     return np.concatenate([run(windows[i : i + 32]) for i in range(0, len(windows), 32)])
 
 
@@ -231,25 +222,19 @@ def compare(
 ) -> tuple[float, float, float, float]:
     """Top-class agreement, max and mean |score difference|, and int8's speed over fp32's, on
     `windows` (timed in turn, 3 rounds, medians)."""
-    runs = {"fp32": _session(fp32_path), "int8": _session(int8_path)}
+    runs = {"fp32": load_onnx(fp32_path), "int8": load_onnx(int8_path)}
     logits: dict[str, np.ndarray] = {}
     seconds: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(3):
         for name, run in runs.items():
             started = time.perf_counter()
-            logits[name] = _timed_logits(run, windows)
+            logits[name] = _logits(run, windows)
             seconds[name].append(time.perf_counter() - started)
     agreement = float(np.mean(logits["int8"].argmax(1) == logits["fp32"].argmax(1)))
-    diff = np.abs(_scores(logits["int8"], activation) - _scores(logits["fp32"], activation))
+    scores = {name: activate(torch.from_numpy(x), activation).numpy() for name, x in logits.items()}
+    diff = np.abs(scores["int8"] - scores["fp32"])
     speedup = statistics.median(seconds["fp32"]) / statistics.median(seconds["int8"])
     return agreement, float(diff.max()), float(diff.mean()), speedup
-
-
-def _scores(logits: np.ndarray, activation: Activation) -> np.ndarray:
-    if activation is Activation.SOFTMAX:
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return shifted / shifted.sum(axis=1, keepdims=True)
-    return 1.0 / (1.0 + np.exp(-logits))
 
 
 def make_int8(

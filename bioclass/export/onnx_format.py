@@ -93,8 +93,12 @@ def save_onnx(
 
 
 def load_onnx(path: Path) -> Callable[[np.ndarray], np.ndarray]:
-    """(batch, n) waveforms -> logits, by the ONNX file at `path` in onnxruntime on the CPU."""
+    """(batch, n) waveforms -> logits, by the ONNX file at `path` in onnxruntime on the CPU,
+    with as many threads as PyTorch uses (as the scan's onnxruntime backend)."""
     import onnxruntime
 
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    options.log_severity_level = 3  # errors only: its warnings are about graph internals
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     return lambda waves: session.run([OUTPUT_NAME], {INPUT_NAME: waves})[0]

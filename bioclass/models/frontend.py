@@ -155,23 +155,17 @@ class LogMel(nn.Module):
         self.config = config if config is not None else FrontendConfig()
         cfg = self.config
         # Non-persistent: both are recomputed from the config, so state_dicts hold only weights.
-        for name, tensor in self.derived_buffers().items():
-            self.register_buffer(name, tensor, persistent=False)
+        # Made on the CPU even when the model is built on the meta device
+        # (`create_model_with_weights`): no checkpoint holds them, so they must have values.
+        self.register_buffer(
+            "window", torch.hann_window(cfg.n_fft, periodic=True, device="cpu"), persistent=False
+        )
+        self.register_buffer(
+            "mel_fb",
+            mel_filterbank(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.f_min, cfg.f_max),
+            persistent=False,
+        )
         self.bn0 = nn.BatchNorm2d(cfg.n_mels)
-
-    def derived_buffers(self) -> dict[str, torch.Tensor]:
-        """The buffers made from the config, not stored (the STFT window, the mel filters)."""
-        cfg = self.config
-        return {
-            "window": torch.hann_window(cfg.n_fft, periodic=True, device="cpu"),
-            "mel_fb": mel_filterbank(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.f_min, cfg.f_max),
-        }
-
-    def remake_buffers(self) -> None:
-        """Compute the derived buffers again (on the CPU): a model materialised from the meta
-        device has only room for them."""
-        for name, tensor in self.derived_buffers().items():
-            setattr(self, name, tensor)
 
     def log_mel(self, wave: torch.Tensor) -> torch.Tensor:
         """Log-mel power spectrogram in dB, before bn0.

@@ -12,7 +12,7 @@ from torch import nn
 from bioclass.core.errors import BioclassError
 from bioclass.models.classifier import Classifier
 from bioclass.models.cnn import cnn6, cnn10, cnn10_half, cnn14
-from bioclass.models.frontend import FrontendConfig, LogMel
+from bioclass.models.frontend import FrontendConfig
 from bioclass.models.mobilenet import mobilenetv1
 from bioclass.models.resnet import resnet22
 from bioclass.models.wideresnet import wideresnet28_2
@@ -111,10 +111,11 @@ def create_model_with_weights(
 ) -> Classifier:
     """`create_model` holding copies of stored weights, without its random initialisation.
 
-    The model is built on the meta device (shapes only) and given the weights (strictly: every
-    parameter and stored buffer) and the front end's derived buffers; a random initialisation
-    would be overwritten anyway, and it is a noticeable part of a short scan's start-up.
-    (`Module.to_empty` is not used: on meta tensors it imports sympy, 0.4 s.)
+    The model is built on the meta device (shapes only; the front end makes its window and mel
+    filters on the CPU all the same) and given the weights (strictly: every parameter and stored
+    buffer); a random initialisation would be overwritten anyway, and it is a noticeable part of
+    a short scan's start-up. (`Module.to_empty` is not used: on meta tensors it imports sympy,
+    0.4 s.)
 
     Raises:
         RuntimeError: the weights do not fit the architecture (torch's `load_state_dict` message).
@@ -124,10 +125,7 @@ def create_model_with_weights(
     # Copies: the caller's tensors (a checkpoint it may save again) must not change when the
     # model's do, e.g. when BatchNorm is folded into the convolutions.
     model.load_state_dict({k: v.clone() for k, v in weights.items()}, assign=True)
-    for module in model.modules():
-        if isinstance(module, LogMel):
-            module.remake_buffers()
-    # Every other tensor came from the weights; one that did not would have no value.
+    # Every tensor came from the weights or was made on the CPU; one that was not has no value.
     empty = [k for k, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if empty:
         raise RuntimeError(f"internal error: {name}'s {empty} have no value after loading")
