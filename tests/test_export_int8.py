@@ -208,3 +208,28 @@ def test_calibration_reads_a_bounded_number_of_windows_from_many_recordings(tmp_
     assert windows.shape == (32, WINDOW) and files == 8 and len(opened) == 8 and skipped == []
     levels = {round(float(w[0]) / 0.01) for w in windows}  # each recording's constant level
     assert len(levels) == 8
+
+
+def test_a_killed_int8_exports_unfinished_files_are_removed_by_the_next(
+    checkpoint, audio, tmp_path, monkeypatch
+):
+    """kill -9 during quantization leaves the float32 export, the int8 file and the
+    quantizer's prepared model beside the target: the next export into the folder removes
+    them (and leaves those of a live writer)."""
+    import subprocess
+    import sys
+
+    from bioclass.core import tempnames
+
+    monkeypatch.setattr(int8, "MIN_AGREEMENT", 0.0)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # its pid: a writer that is certainly gone
+    out = tmp_path / "m.onnx"
+    fp32_tmp = tmp_path / f"{tempnames.prefix(out.name, child.pid)}k1ll3d{tempnames.SUFFIX}"
+    quantized = tmp_path / f"{tempnames.prefix(out.name, child.pid)}int8{tempnames.SUFFIX}"
+    prepared = tmp_path / f"{tempnames.prefix(quantized.name, child.pid)}pre{tempnames.SUFFIX}"
+    live = tempnames.beside(tmp_path / "other.onnx", "int8")  # this process: alive
+    for path in (fp32_tmp, quantized, prepared, live):
+        path.write_bytes(b"half a model")
+    export_model(checkpoint, "onnx", out, [audio])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, live.name])

@@ -41,6 +41,13 @@ def prefix(target_name: str, pid: int | None = None) -> str:
     return f".{target_name[:_TARGET_CHARS]}.{HOST}-{writer}."
 
 
+def beside(target: Path, tag: str) -> Path:
+    """An intermediate file a writer makes on its way to `target` (`tag`: lowercase letters and
+    digits), named as the atomic writer names its temporaries, so that the one a killed run
+    left is found and removed like theirs."""
+    return target.parent / f"{prefix(target.name)}{tag}{SUFFIX}"
+
+
 def _alive(pid: int) -> bool:
     if pid <= 0 or os.name != "posix":
         # Only POSIX can ask about a process without touching it: on Windows os.kill(pid, 0)

@@ -31,6 +31,7 @@ import torch
 
 from bioclass.audio import AudioError, audio_info, fit_length, read_audio
 from bioclass.audio.discover import collect_inputs
+from bioclass.core import tempnames
 from bioclass.core.activation import Activation, activate
 from bioclass.core.errors import BioclassError
 from bioclass.export.metadata import INPUT_NAME, onnx_props
@@ -172,7 +173,7 @@ def quantize(fp32_path: Path, out: Path, calibration: np.ndarray, reduce_range: 
             batch = next(self.batches, None)
             return None if batch is None else {INPUT_NAME: batch}
 
-    prepared = out.with_name(out.name + ".pre.onnx")
+    prepared = tempnames.beside(out, "pre")
     try:
         # The calibrator prints its progress on stdout, which is for data: kept from there.
         with contextlib.redirect_stdout(io.StringIO()):

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bioclass.core import tempnames
 from bioclass.core.atomic import atomic_path
 from bioclass.core.errors import BioclassError
 from bioclass.export.int8 import Int8Check, make_int8, require_quantization
@@ -92,6 +93,8 @@ def export_model(
     with torch.no_grad():  # the reference: the model as scan and evaluate load it
         expected = model(torch.from_numpy(waves)).numpy()
     metadata = export_metadata(info, loaded.hashes[0])
+    # A killed export's unfinished files (tens of MB each) go, as a scan's do.
+    tempnames.remove_stale(out.parent)
     # Entered before the slow part, so an unwritable destination is reported at once.
     with atomic_path(out) as tmp:
         prepared = WaveformClassifier(prepare_for_inference(model, torch.device("cpu"))).eval()
@@ -106,7 +109,7 @@ def export_model(
             )
         check = None
         if int8_calibration is not None:
-            quantized = tmp.with_name(tmp.name + ".int8")
+            quantized = tempnames.beside(out, "int8")
             try:
                 check = make_int8(tmp, quantized, int8_calibration, metadata)
                 os.replace(quantized, tmp)
