@@ -4,11 +4,12 @@ processes, and a description of the machine they ran on (CPU, its bf16 flags, lo
 from __future__ import annotations
 
 import os
-import platform
 import shutil
 import subprocess
 import time
 from pathlib import Path
+
+from bioclass.runtime.cpuinfo import cpu_model, read_cpuinfo
 
 CLASSES = ["background", "a", "b", "c", "d"]
 REPO = Path(__file__).resolve().parents[1]
@@ -65,21 +66,11 @@ def timed(
 
 def cpu_description() -> dict[str, str]:
     """CPU model, the notable flags it has, core count and load average."""
-    model, flags = platform.processor() or "unknown", set()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name" and model in ("unknown", "x86_64", ""):
-                    model = value.strip()
-                if key.strip() in ("flags", "Features"):
-                    flags = set(value.split())
-                    break
-    except OSError:
-        pass
+    info = read_cpuinfo()
+    flags = (info.flags if info else None) or frozenset()
     present = [f for f in NOTABLE_FLAGS if f in flags]
     return {
-        "cpu": model,
+        "cpu": cpu_model(),
         "cores": str(os.cpu_count()),
         "flags": " ".join(present) or "none of " + " ".join(NOTABLE_FLAGS),
         "load": load_average(),

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -27,6 +26,7 @@ import pandas as pd
 import torch
 
 from bioclass.evaluation.truth import event_scores, read_truth
+from bioclass.runtime.cpuinfo import cpu_model
 
 REPO = Path(__file__).resolve().parents[1]
 RECORDING = REPO / "sample_data/long/recording_20240501_053000.flac"
@@ -45,16 +45,6 @@ def run(*args: object) -> tuple[float, float]:
     return wall, peak / 1024 if peak > before else float("nan")
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "runs/quickstart_figures")
@@ -71,7 +61,7 @@ def main() -> None:
     metrics = best["metrics"]
     load = os.getloadavg()[0]
     print(
-        f"\n## machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"\n## machine: {cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"load average {load:.1f} at the end"
     )
     print(f"train: {train_wall:.0f} s wall, peak RSS {train_rss:.0f} MiB; scan: {scan_wall:.1f} s")

@@ -54,7 +54,6 @@ import functools
 import json
 import math
 import os
-import platform
 import shutil
 import time
 from pathlib import Path
@@ -68,10 +67,12 @@ from bioclass.evaluation.evaluate import evaluate_model
 from bioclass.inference.models import sha256_file
 from bioclass.models import FrontendConfig, LogMel
 from bioclass.recipe import load_recipe
+from bioclass.runtime.cpuinfo import cpu_model
 from bioclass.training.loop import train
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "../shared/data/labelled/esc50_fold4"
+FIELD = ROOT / "../shared/data/field_unlabeled"
 RECIPES = ROOT / "recipes"
 # ESC-50's major category "Animals" is targets 0-9 of its 50 classes.
 ANIMALS = ["dog", "rooster", "pig", "cow", "frog", "cat", "hen", "insects", "sheep", "crow"]
@@ -150,6 +151,28 @@ RECIPE_ROWS: dict[str, dict] = {
         },
     },
     "small_data": {"recipe": "small_data.yaml", "set": {}},
+    # Two candidates on top of the small-data recipe, for the animal classes' 64 training clips
+    # a fold: waveform augmentation (speed/pitch by resampling, coloured noise), and light MixUp.
+    "small_data_wave": {
+        "recipe": "small_data.yaml",
+        "set": {
+            "wave_augment.scale.prob": 0.5,
+            "wave_augment.scale.max_factor": 1.15,
+            "wave_augment.noise.prob": 0.5,
+            "wave_augment.noise.min_snr_db": 10.0,
+            "wave_augment.noise.max_snr_db": 40.0,
+        },
+    },
+    "small_data_mixup": {"recipe": "small_data.yaml", "set": {"augment.mixup_alpha": 0.2}},
+    # Distillation (`bioclass distill`) from the same fold's small-data model into a student of
+    # the same architecture (a born-again network: Furlanello et al. 2018), with unlabelled audio
+    # the teacher scores: the field day, and for animals10 the ESC-50 clips of the other 40
+    # classes (never a test clip of the class set). Its teacher row must have run first.
+    "small_data_distill": {"recipe": "small_data.yaml", "set": {}, "teacher": "mobilenet_2s_light"},
+    # Cross-validated selection (`train.cv_folds`): the round is chosen on 3 inner folds of the
+    # training clips, then one model trains on all of them (none held out for validation). 3
+    # inner folds, not the 5 the recipe suggests, to fit this machine's budget (4 trainings).
+    "small_data_cv": {"recipe": "small_data.yaml", "set": {"train.cv_folds": 3}},
     # The small-data recipe started from a `bioclass pretrain` encoder (--encoder; made with
     # recipes/pretrain_small_data.yaml, whose front end and model are this recipe's).
     "small_data_ssl": {"recipe": "small_data.yaml", "set": {}, "encoder": True},
@@ -290,16 +313,27 @@ def as_overrides(values: dict) -> list[str]:
     return [f"{key}={json.dumps(value)}" for key, value in values.items()]
 
 
-def recipe_for(name: str, csv: Path, classes: list[str], n_train: int, args: argparse.Namespace):
+def recipe_for(
+    name: str,
+    csv: Path,
+    classes: list[str],
+    n_train: int,
+    args: argparse.Namespace,
+    extra_sets: dict | None = None,
+):
     """The row's recipe on this fold's CSV, scaled to --iterations when given."""
     row = RECIPE_ROWS[name]
     path = RECIPES / row["recipe"]
-    sets = row["set"] | {
-        "data.labels_csv": str(csv),
-        "data.audio_root": None,  # the CSV holds absolute paths
-        "data.classes": classes,  # a class without training clips would stop the run
-        "train.num_workers": args.workers,
-    }
+    sets = (
+        row["set"]
+        | (extra_sets or {})
+        | {
+            "data.labels_csv": str(csv),
+            "data.audio_root": None,  # the CSV holds absolute paths
+            "data.classes": classes,  # a class without training clips would stop the run
+            "train.num_workers": args.workers,
+        }
+    )
     if row.get("encoder"):
         sets["model.init_from"] = str(args.encoder.resolve())
     recipe = load_recipe(path, as_overrides(sets))
@@ -317,6 +351,22 @@ def recipe_for(name: str, csv: Path, classes: list[str], n_train: int, args: arg
         }
         recipe = load_recipe(path, as_overrides(sets))
     return recipe
+
+
+def distill_sets(name: str, clips: pd.DataFrame, run: Path, args: argparse.Namespace) -> dict:
+    """A distillation row's teacher (its teacher row's model of this fold and class set) and
+    unlabelled audio (the field day, and the set's clips outside this class set)."""
+    teacher_row = RECIPE_ROWS[name]["teacher"]
+    folder = row_variant(teacher_row, args).replace(" ", "").replace(",", "_")
+    classes, fold = run.parent.name, run.name
+    teacher = args.out / "runs" / teacher_row / folder / classes / fold / "model" / "model.pt"
+    if not teacher.is_file():
+        raise SystemExit(f"{name}: run the {teacher_row} row first (no {teacher})")
+    others = sorted(set(args.all_files) - set(clips["file"]))
+    return {
+        "distill.teachers": [str(teacher.resolve())],
+        "data.unlabelled": [str(FIELD.resolve()), *others],
+    }
 
 
 def row_variant(name: str, args: argparse.Namespace) -> str:
@@ -355,7 +405,10 @@ def recipe_fold(
     run.mkdir(parents=True, exist_ok=True)
     csv = run / "labels.csv"
     table.to_csv(csv, index=False)
-    recipe = recipe_for(name, csv, classes, int((~test).sum()), args)
+    extra_sets = {}
+    if "teacher" in RECIPE_ROWS[name]:
+        extra_sets = distill_sets(name, clips, run, args)
+    recipe = recipe_for(name, csv, classes, int((~test).sum()), args, extra_sets)
     model_dir = run / "model"
     done = run / "trained.json"
     started = time.perf_counter()
@@ -381,16 +434,6 @@ def recipe_fold(
 
 
 # ---- machine ------------------------------------------------------------------------------
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def busy_processes(interval: float = 1.0, min_cores: float = 0.1) -> list[str]:
@@ -433,7 +476,7 @@ def machine() -> str:
     others = busy_processes()
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else "?"
     return (
-        f"{cpu_name()}, {os.cpu_count()} cores ({affinity} usable), torch {torch.__version__}, "
+        f"{cpu_model()}, {os.cpu_count()} cores ({affinity} usable), torch {torch.__version__}, "
         f"{torch.get_num_threads()} torch threads, load average {load}; other busy processes: "
         + ("; ".join(others) if others else "none")
     )
@@ -514,6 +557,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     data = args.data.resolve()
     clips_all = fold_table(data, args.out, args.folds, args.seed)
+    args.all_files = list(clips_all["file"])  # a distillation row's unlabelled clips
     folds = args.folds_run or list(range(1, args.folds + 1))
     birdnet_csv = args.birdnet_embeddings or args.out / "birdnet_embeddings.csv"
     at_start = f"machine at start: {machine()}"

@@ -19,6 +19,7 @@ from bioclass import cli
 from bioclass.api import checks
 from bioclass.core.errors import BioclassError
 from bioclass.runtime import precision
+from bioclass.runtime.cpuinfo import cpu_flags, cpu_model, read_cpuinfo
 from bioclass.runtime.precision import PRECISIONS, resolve_precision
 
 CPU = torch.device("cpu")
@@ -110,7 +111,7 @@ def test_detection_falls_back_to_cpuinfo_flags(
         monkeypatch.delattr(torch.cpu, name, raising=False)
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16\n")
-    monkeypatch.setattr(precision, "_cpuinfo_flags", lambda: precision._read_flags(cpuinfo))
+    monkeypatch.setattr(precision, "_cpuinfo_flags", lambda: cpu_flags(cpuinfo))
     assert precision.cpu_bf16_support() == (True, "avx512_bf16 in /proc/cpuinfo")
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f\n")
     assert precision.cpu_bf16_support() == (False, "/proc/cpuinfo bf16 flags absent")
@@ -126,7 +127,7 @@ def test_arm_bf16_is_found_in_cpuinfo_where_torch_checks_say_no(
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\n")
-    monkeypatch.setattr(precision, "_cpuinfo_flags", lambda: precision._read_flags(cpuinfo))
+    monkeypatch.setattr(precision, "_cpuinfo_flags", lambda: cpu_flags(cpuinfo))
     assert precision.cpu_bf16_support() == (True, "bf16 in /proc/cpuinfo")
     cpuinfo.write_text("processor\t: 0\nFeatures\t: fp asimd\n")
     assert precision.cpu_bf16_support() == (
@@ -393,3 +394,48 @@ def test_a_kept_probe_older_than_a_month_is_measured_again(
     stored[key] |= {"speedup": 0.5, "measured": "2000-01-01"}
     (tmp_path / "probe.json").write_text(json.dumps(stored))
     assert resolve_precision(torch.device("cpu"), "auto").used == "bf16" and len(calls) == 2
+
+
+X86_TWO_CORES = """processor\t: 0
+vendor_id\t: GenuineIntel
+model name\t: Intel(R) Xeon(R) Processor
+flags\t\t: fpu sse avx2 avx512_bf16
+
+processor\t: 1
+vendor_id\t: GenuineIntel
+model name\t: A different name
+flags\t\t: fpu
+"""
+
+ARM_PI = """processor\t: 0
+BogoMIPS\t: 108.00
+Features\t: fp asimd evtstrm crc32 cpuid
+CPU part\t: 0xd08
+
+processor\t: 1
+Features\t: fp
+CPU part\t: 0xd03
+
+Hardware\t: BCM2835
+"""
+
+
+def test_cpuinfo_reads_the_first_processors_model_and_flags(tmp_path: Path) -> None:
+    path = tmp_path / "cpuinfo"
+    path.write_text(X86_TWO_CORES)
+    assert read_cpuinfo(path).model == "Intel(R) Xeon(R) Processor"
+    assert cpu_flags(path) == {"fpu", "sse", "avx2", "avx512_bf16"}
+    # Arm: no "model name"; the first core's part number names it, its "Features" are the flags.
+    path.write_text(ARM_PI)
+    assert cpu_model(path) == "0xd08"
+    assert cpu_flags(path) == {"fp", "asimd", "evtstrm", "crc32", "cpuid"}
+
+
+def test_cpuinfo_missing_or_without_flags(tmp_path: Path) -> None:
+    assert read_cpuinfo(tmp_path / "absent") is None
+    assert cpu_flags(tmp_path / "absent") is None
+    assert cpu_model(tmp_path / "absent")  # platform's answer, never empty
+    path = tmp_path / "cpuinfo"
+    path.write_text("processor\t: 0\nmodel name\t: Some CPU\n")
+    assert cpu_flags(path) is None
+    assert cpu_model(path) == "Some CPU"

@@ -7,11 +7,11 @@ import functools
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from bioclass.core.errors import BioclassError
+from bioclass.runtime.cpuinfo import cpu_flags
 from bioclass.runtime.probe_cache import cache_dir, cached_speedup
 
 log = logging.getLogger(__name__)
@@ -160,21 +160,7 @@ def cpu_int8_dot() -> str | None:
 
 
 def _cpuinfo_flags() -> set[str] | None:
-    return _read_flags(Path("/proc/cpuinfo"))
-
-
-def _read_flags(path: Path) -> set[str] | None:
-    """The CPU flags (x86 "flags", Arm "Features") of the first processor in a cpuinfo file,
-    or None."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() in ("flags", "Features"):
-                    return set(value.split())
-    except OSError:
-        return None
-    return None
+    return cpu_flags()
 
 
 # bf16 must beat fp32 by this much in the probe: on a CPU where the two are close, fp32 (the

@@ -24,6 +24,7 @@ import torch
 
 from bioclass.core.atomic import atomic_write_text
 from bioclass.core.errors import BioclassError
+from bioclass.runtime.cpuinfo import cpu_model
 
 log = logging.getLogger(__name__)
 
@@ -49,21 +50,9 @@ def machine_key(threads: int, flags: str) -> str:
     """What the probe's answer depends on: the CPU (model and its bf16 flags), the PyTorch
     build, the thread count, and the probe's version."""
     return (
-        f"bf16 probe v{PROBE_VERSION}; {_cpu_model()} ({platform.machine()}; {flags}); "
+        f"bf16 probe v{PROBE_VERSION}; {cpu_model()} ({platform.machine()}; {flags}); "
         f"torch {torch.__version__}; {threads} threads"
     )
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() in ("model name", "Hardware", "CPU part"):
-                    return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def cached_speedup(
