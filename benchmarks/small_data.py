@@ -27,9 +27,16 @@ fitting + testing per fold (training + evaluation for recipe rows). Rows:
 - `ssl_probe`: the same logistic regression on a `bioclass pretrain` encoder's embeddings (mean
   of a clip's windows; --encoder, made with recipes/pretrain_small_data.yaml): what the
   pretrained representation is worth frozen, beside BirdNET's.
-- `small_data_ssl`: the small-data recipe started from that encoder (`model.init_from`).
-- `small_data_supcon`, `small_data_ssl_supcon`: the small-data recipe with SoundCLR's hybrid
+- `small_data` (recipes/small_data.yaml as it is) and `small_data_wave` (the same settings
+  frozen in this script, so the stored result stays that recipe's); `mobilenet_2s_light`: the
+  recipe before waveform augmentation joined it.
+- `small_data_ssl`: that earlier recipe started from the encoder (`model.init_from`).
+- `small_data_supcon`, `small_data_ssl_supcon`: the earlier recipe with SoundCLR's hybrid
   loss (`loss.name: supcon_hybrid`), from scratch and from the encoder.
+- `small_data_distill`: `bioclass distill` from the fold's `small_data_wave` model (run that row
+  first) into a new MobileNetV1, with unlabelled audio the teacher scores.
+- `small_data_cv`: cross-validated selection (`train.cv_folds: 3`), then one model on all the
+  training clips.
 - recipe rows (`RECIPE_ROWS`: a bioclass recipe plus `--set` overrides): trained with bioclass's
   training loop on the 4 training folds; the validation split that picks the best checkpoint is
   carved out of the training groups by bioclass itself (grouped, stratified, 20 %); the model is
