@@ -177,11 +177,11 @@ def test_cpus_without_int8_dot_products_get_7_bit_weights(checkpoint, audio, tmp
 
 
 def test_int8_dot_products_are_read_from_the_cpu_flags(monkeypatch):
-    monkeypatch.setattr(precision, "_cpuinfo_flags", lambda: {"avx2", "avx512_vnni"})
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx2", "avx512_vnni"})
     assert precision.cpu_int8_dot() == "avx512_vnni"
-    monkeypatch.setattr(precision, "_cpuinfo_flags", lambda: {"avx2", "fma"})
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx2", "fma"})
     assert precision.cpu_int8_dot() is None
-    monkeypatch.setattr(precision, "_cpuinfo_flags", lambda: None)
+    monkeypatch.setattr(precision, "cpu_flags", lambda: None)
     assert precision.cpu_int8_dot() is None
 
 

@@ -111,11 +111,11 @@ def test_detection_falls_back_to_cpuinfo_flags(
         monkeypatch.delattr(torch.cpu, name, raising=False)
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16\n")
-    monkeypatch.setattr(precision, "_cpuinfo_flags", lambda: cpu_flags(cpuinfo))
+    monkeypatch.setattr(precision, "cpu_flags", lambda: cpu_flags(cpuinfo))
     assert precision.cpu_bf16_support() == (True, "avx512_bf16 in /proc/cpuinfo")
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f\n")
     assert precision.cpu_bf16_support() == (False, "/proc/cpuinfo bf16 flags absent")
-    monkeypatch.setattr(precision, "_cpuinfo_flags", lambda: None)
+    monkeypatch.setattr(precision, "cpu_flags", lambda: None)
     assert precision.cpu_bf16_support()[0] is False
 
 
@@ -127,7 +127,7 @@ def test_arm_bf16_is_found_in_cpuinfo_where_torch_checks_say_no(
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\n")
-    monkeypatch.setattr(precision, "_cpuinfo_flags", lambda: cpu_flags(cpuinfo))
+    monkeypatch.setattr(precision, "cpu_flags", lambda: cpu_flags(cpuinfo))
     assert precision.cpu_bf16_support() == (True, "bf16 in /proc/cpuinfo")
     cpuinfo.write_text("processor\t: 0\nFeatures\t: fp asimd\n")
     assert precision.cpu_bf16_support() == (
@@ -139,7 +139,7 @@ def test_arm_bf16_is_found_in_cpuinfo_where_torch_checks_say_no(
 def test_torch_checks_decide_first(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
-    monkeypatch.setattr(precision, "_cpuinfo_flags", lambda: set())
+    monkeypatch.setattr(precision, "cpu_flags", lambda: set())
     assert precision.cpu_bf16_support() == (True, "amx")
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
     assert precision.cpu_bf16_support() == (

@@ -138,7 +138,7 @@ def cpu_bf16_support() -> tuple[bool, str]:
     present = [name for name, fn in available.items() if fn()]
     if present:
         return True, " and ".join(present)
-    flags = _cpuinfo_flags()
+    flags = cpu_flags()
     listed = [f for f in _NATIVE_FLAGS if f in (flags or ())]
     if listed:
         return True, " and ".join(listed) + " in /proc/cpuinfo"
@@ -155,12 +155,8 @@ _INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp")
 def cpu_int8_dot() -> str | None:
     """The CPU flag that gives native int8 dot products (/proc/cpuinfo), or None (absent or
     unknown). Without one, x86 multiplies uint8 by int8 in 16-bit sums that can saturate."""
-    flags = _cpuinfo_flags() or set()
+    flags = cpu_flags() or set()
     return next((f for f in _INT8_DOT_FLAGS if f in flags), None)
-
-
-def _cpuinfo_flags() -> set[str] | None:
-    return cpu_flags()
 
 
 # bf16 must beat fp32 by this much in the probe: on a CPU where the two are close, fp32 (the
