@@ -111,9 +111,8 @@ LIGHT = {
     "train.weight_decay": 0.0001,
     "train.smoothing": 2,
 }
-WAVE = {
-    "wave_augment.scale.prob": 0.5,
-    "wave_augment.scale.max_factor": 1.15,
+SCALE = {"wave_augment.scale.prob": 0.5, "wave_augment.scale.max_factor": 1.15}
+NOISE = {
     "wave_augment.noise.prob": 0.5,
     "wave_augment.noise.min_snr_db": 10.0,
     "wave_augment.noise.max_snr_db": 40.0,
@@ -169,11 +168,8 @@ RECIPE_ROWS: dict[str, dict] = {
     # (`small_data_wave`) helped the animal classes most and cost the 50-class problem; the
     # resampling alone (`small_data_scale`) helped the animals without that cost: it is
     # recipes/small_data.yaml now (the `small_data` row, the same settings).
-    "small_data_wave": {"recipe": "primates.yaml", "set": LIGHT | WAVE},
-    "small_data_scale": {
-        "recipe": "primates.yaml",
-        "set": LIGHT | {k: v for k, v in WAVE.items() if k.startswith("wave_augment.scale")},
-    },
+    "small_data_wave": {"recipe": "primates.yaml", "set": LIGHT | SCALE | NOISE},
+    "small_data_scale": {"recipe": "primates.yaml", "set": LIGHT | SCALE},
     "small_data": {"recipe": "small_data.yaml", "set": {}},
     # Distillation (`bioclass distill`) from the same fold's small-data model into a student of
     # the same architecture (a born-again network: Furlanello et al. 2018), with unlabelled audio
@@ -361,19 +357,25 @@ def recipe_for(
     return recipe
 
 
-def distill_sets(name: str, clips: pd.DataFrame, run: Path, args: argparse.Namespace) -> dict:
+def run_dir(row: str, classes: str, fold: int, args: argparse.Namespace) -> Path:
+    """Where a recipe row trains for one class set and fold (its variant in the name, so a
+    longer or differently started run never resumes another's)."""
+    folder = row_variant(row, args).replace(" ", "").replace(",", "_")
+    return args.out / "runs" / row / folder / classes / f"fold{fold}"
+
+
+def distill_sets(
+    name: str, classes: str, fold: int, unlabelled: list[str], args: argparse.Namespace
+) -> dict:
     """A distillation row's teacher (its teacher row's model of this fold and class set) and
-    unlabelled audio (the field day, and the set's clips outside this class set)."""
+    unlabelled audio (the field day, and `unlabelled`)."""
     teacher_row = RECIPE_ROWS[name]["teacher"]
-    folder = row_variant(teacher_row, args).replace(" ", "").replace(",", "_")
-    classes, fold = run.parent.name, run.name
-    teacher = args.out / "runs" / teacher_row / folder / classes / fold / "model" / "model.pt"
+    teacher = run_dir(teacher_row, classes, fold, args) / "model" / "model.pt"
     if not teacher.is_file():
         raise SystemExit(f"{name}: run the {teacher_row} row first (no {teacher})")
-    others = sorted(set(args.all_files) - set(clips["file"]))
     return {
         "distill.teachers": [str(teacher.resolve())],
-        "data.unlabelled": [str(FIELD.resolve()), *others],
+        "data.unlabelled": [str(FIELD.resolve()), *unlabelled],
     }
 
 
@@ -399,9 +401,15 @@ def short_hash(path: Path) -> str:
 
 
 def recipe_fold(
-    name: str, clips: pd.DataFrame, fold: int, run: Path, args: argparse.Namespace
+    name: str,
+    clips: pd.DataFrame,
+    fold: int,
+    run: Path,
+    args: argparse.Namespace,
+    extra_sets: dict,
 ) -> tuple[pd.Series, dict]:
-    """Train the row's recipe on the other folds, predict the held-out one."""
+    """Train the row's recipe (with `extra_sets` on top) on the other folds, predict the
+    held-out one."""
     test = clips["fold"] == fold
     classes = sorted(clips.loc[~test, "label"].unique())
     # Clips of a class the training folds lack cannot be scored by bioclass (unknown label): they
@@ -413,9 +421,6 @@ def recipe_fold(
     run.mkdir(parents=True, exist_ok=True)
     csv = run / "labels.csv"
     table.to_csv(csv, index=False)
-    extra_sets = {}
-    if "teacher" in RECIPE_ROWS[name]:
-        extra_sets = distill_sets(name, clips, run, args)
     recipe = recipe_for(name, csv, classes, int((~test).sum()), args, extra_sets)
     model_dir = run / "model"
     done = run / "trained.json"
@@ -565,7 +570,6 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     data = args.data.resolve()
     clips_all = fold_table(data, args.out, args.folds, args.seed)
-    args.all_files = list(clips_all["file"])  # a distillation row's unlabelled clips
     folds = args.folds_run or list(range(1, args.folds + 1))
     birdnet_csv = args.birdnet_embeddings or args.out / "birdnet_embeddings.csv"
     at_start = f"machine at start: {machine()}"
@@ -644,9 +648,13 @@ def main() -> None:
                 else:
                     features_s = 0.0
                     started = time.perf_counter()
-                    folder = var.replace(" ", "").replace(",", "_")
-                    run = args.out / "runs" / row / folder / classes / f"fold{fold}"
-                    predicted, extra = recipe_fold(row, clips, fold, run, args)
+                    run = run_dir(row, classes, fold, args)
+                    sets = {}
+                    if "teacher" in RECIPE_ROWS[row]:
+                        # The set's clips outside this class set: never a test clip of it.
+                        others = sorted(set(clips_all["file"]) - set(clips["file"]))
+                        sets = distill_sets(row, classes, fold, others, args)
+                    predicted, extra = recipe_fold(row, clips, fold, run, args, sets)
                 fit_s = time.perf_counter() - started
                 uar, accuracy = scores(clips.loc[test, "label"], predicted)
                 trained = set(clips.loc[~test, "label"])
