@@ -1,5 +1,5 @@
 """Allow `python -m bioclass`."""
 
-from bioclass.cli import main
+from bioclass.cli import run
 
-main()
+run()

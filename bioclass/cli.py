@@ -17,6 +17,7 @@ from rich.markup import escape
 from bioclass import __version__
 from bioclass.core.console import alerts, console, setup_logging
 from bioclass.core.errors import BioclassError
+from bioclass.core.process_exit import quick_exit
 from bioclass.core.stderr_filter import library_noise_filtered
 from bioclass.recipe.vocab import POOLINGS
 from bioclass.runtime.interrupt import StoppedAtOnce
@@ -1366,3 +1367,14 @@ def export(model: Path, fmt: str, out: Path, int8_audio: tuple[str, ...]) -> Non
                 highlight=False,
                 soft_wrap=True,
             )
+
+
+def run() -> None:
+    """The `bioclass` executable (and `python -m bioclass`): the command line, then an exit
+    without the interpreter's teardown (`core.process_exit`). Tests call `main` itself."""
+    try:
+        main()
+        status: object = 0
+    except SystemExit as exc:
+        status = exc.code
+    quick_exit(status)
