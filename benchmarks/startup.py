@@ -4,6 +4,8 @@ Interleaved repeats (each round runs every command once, in turn), medians of th
 whole processes:
 
     import torch    python -c "import torch"
+    no teardown     python -c "import os, torch; os._exit(0)": the same without the
+                    interpreter's teardown, which the bioclass executable skips
     --help          python -m bioclass --help
     scan 3 s        python -m bioclass scan of one 3 s 16 kHz WAV with an untrained CNN10
                     (or --model), default options (precision auto), outputs in a temp folder
@@ -66,6 +68,13 @@ def main() -> None:
         sf.write(folder / "three.wav", wave.astype(np.float32), 16000)
         commands = {
             "import torch": [sys.executable, "-c", "import torch"],
+            # The same without the interpreter's teardown, which `bioclass` skips
+            # (bioclass.core.process_exit): what bioclass adds beyond torch's import.
+            "import torch, no teardown": [
+                sys.executable,
+                "-c",
+                "import os, torch; os._exit(0)",
+            ],
             "bioclass --help": [sys.executable, "-m", "bioclass", "--help"],
             "bioclass scan, 3 s file": [
                 sys.executable,
@@ -113,6 +122,8 @@ def main() -> None:
         print(f"| {name} | {median[name]:.2f} | {runs} |")
     ratio = median["bioclass scan, 3 s file"] / median["import torch"]
     print(f"\nscan / import torch: {ratio:.2f}x (target <= 1.2)")
+    bare = median["bioclass scan, 3 s file"] / median["import torch, no teardown"]
+    print(f"scan / import torch without its teardown: {bare:.2f}x")
     print(f"--help: {median['bioclass --help']:.2f} s (target < 0.5)")
     print("\nwhere a scan's start-up goes (medians, one fresh process per repeat):\n")
     print("| step | median s |")
