@@ -18,8 +18,9 @@ Per row and class set: UAR (mean recall over the classes present in the held-out
 of 14-18 animal clips lacks some of the 10) and accuracy as mean ± sd (ddof=1) over the folds;
 for recipe rows also the clip mAP (macro average precision over the classes present, from
 the pooled clip scores; a fold recorded before this column existed gets it from its stored
-model on the next run); and wall time: feature extraction for the class set's clips (BirdNET's as its helper measured it) and
-fitting + testing per fold (training + evaluation for recipe rows). Rows:
+model on the next run); and wall time: feature extraction for the class set's clips
+(BirdNET's as its helper measured it) and fitting + testing per fold (training + evaluation
+for recipe rows). Rows:
 - `floor`: per-band mean and sd of a 64-band log-mel at 16 kHz (bioclass's own front end, the
   primate recipe's STFT), standardised, class-balanced logistic regression (C=1, untuned).
 - `birdnet`: BirdNET 2.4 embeddings (1024-d, mean of the 3 s windows of a clip) + the same
