@@ -614,11 +614,15 @@ def main() -> None:
         results.to_csv(done_csv, index=False)  # after every fold: resumable
         print({k: round(v, 3) if isinstance(v, float) else v for k, v in entry.items()}, flush=True)
 
+    def fold_rows(table: pd.DataFrame, row: str, var: str, classes: str, fold: int) -> pd.Series:
+        """The mask of one (row, variant, class set, fold) result in `table`."""
+        return (
+            (table["row"] == row) & (table["variant"] == var)
+            & (table["classes"] == classes) & (table["fold"] == fold)
+        )  # fmt: skip
+
     def is_done(row: str, var: str, classes: str, fold: int) -> bool:
-        if results.empty:
-            return False
-        key = (results["row"] == row) & (results["variant"] == var)
-        return bool((key & (results["classes"] == classes) & (results["fold"] == fold)).any())
+        return not results.empty and bool(fold_rows(results, row, var, classes, fold).any())
 
     def fill_map(row: str, var: str, classes: str, fold: int) -> None:
         """Add the held-out mAP to a recipe fold recorded without one (evaluation only)."""
@@ -626,10 +630,7 @@ def main() -> None:
         on_disk = pd.read_csv(done_csv)
         if "map" not in on_disk:
             on_disk["map"] = np.nan
-        key = (
-            (on_disk["row"] == row) & (on_disk["variant"] == var)
-            & (on_disk["classes"] == classes) & (on_disk["fold"] == fold)
-        )  # fmt: skip
+        key = fold_rows(on_disk, row, var, classes, fold)
         if not on_disk.loc[key, "map"].isna().all():
             return
         value = held_out_map(run_dir(row, classes, fold, args), args.device)
