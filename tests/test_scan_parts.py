@@ -40,7 +40,7 @@ def test_reader_matches_whole_file_decoding_in_bounded_memory(tmp_path: Path) ->
         start = 0
         while True:
             chunk = reader.read(start, start + plan.hop_samples)
-            largest = max(largest, reader._buffer.shape[1])
+            largest = max(largest, reader.buffered_samples)
             if reader.finished and start >= reader.n_samples:
                 break
             pieces.append(chunk[0])

@@ -28,6 +28,7 @@ from bioclass.audio.finite import all_nonfinite_message, nonfinite_note
 from bioclass.core.activation import Activation, ScoreMap
 from bioclass.core.errors import BioclassError
 from bioclass.inference.arrays import InMemoryRecording
+from bioclass.inference.batch_pool import ordered_map, single_threaded_ops
 from bioclass.inference.models import CHANNELS_LAST_DEVICES
 from bioclass.inference.stream import RecordingReader, WindowPlan, prefetch
 from bioclass.models import Classifier
@@ -412,7 +413,8 @@ def score_file(
             activation (or its stored string) means uncalibrated class scores with it.
         plan: window length and hop.
         channels: 'mix', 'each' or a channel index.
-        batch_size: windows per forward pass (exact) or per trunk block (fast).
+        batch_size: windows per batch (exact; a CPU scores each batch in pieces, see
+            `PIECE_SAMPLES`) or per trunk block (fast).
         device: torch device of the models.
         mode: 'fast' or 'exact' (see the module docstring).
         precision: 'fp32', 'bf16' or 'amp'.
@@ -481,14 +483,21 @@ def score_span(
         single = reader.finished and (reader.n_samples or 0) <= plan.window_samples
         chunks: list[np.ndarray] = []
         if mode == "exact" or single:
-            for _, audio in prefetch(_exact_batches(reader, plan, batch_size, span)):
-                _check(should_stop)
-                chunks.append(_scores_exact(models, audio, output, device, precision))
+            batches = prefetch(_exact_batches(reader, plan, batch_size, span))
+            if device.type == "cpu" and not exported:
+                chunks = _exact_side_by_side(models, batches, plan, output, precision, should_stop)
+            else:
+                for _, audio in batches:
+                    _check(should_stop)
+                    chunks.append(_scores_exact(models, audio, output, device, precision))
         else:
             grids = [FeatureGrid.of(m, plan) for m in models]
             # Blocks are cut on the coarsest grid; each model rounds to its own grid within.
             grid = max(grids, key=lambda g: g.samples_per_feature)
             blocks = _fast_blocks(reader, plan, grid, batch_size, span)
+            # A block is one trunk pass over a whole batch of overlapping windows (hundreds of
+            # MB of activations at hop 1.5 s), so blocks keep PyTorch's threads and run one at
+            # a time: side by side they would multiply the memory by the core count.
             for k0, n, first, audio in prefetch(blocks):
                 _check(should_stop)
                 local = (k0 + np.arange(n)) * plan.hop_samples - first * grid.samples_per_feature
@@ -503,6 +512,45 @@ def score_span(
             raise AudioError(all_nonfinite_message(path, reader.n_source_samples))
         note = damage_note(reader)
     return SpanScores(list(reader.streams), _joined(chunks, len(reader.streams)), n_samples, note)
+
+
+# Audio samples per piece that a CPU scores on one thread in exact mode (8 windows of 3 s at
+# 16 kHz). Small pieces keep a window's activations in the core's cache: CNN10 on 2 cores ran
+# 2 single-threaded workers on pieces of 8 windows in 2.82 s per 10-minute file, against 3.15 s
+# for batches of 64 on 2 threads (benchmarks/scan_breakdown.py). The cut is fixed, not chosen by
+# the core count, because a piece's size can move scores in the last bits (4e-8 for CNN10):
+# every machine, span and resumed scan cuts the same pieces and gets the same scores.
+PIECE_SAMPLES = 8 * 48_000
+
+
+def piece_windows(plan: WindowPlan, n_streams: int) -> int:
+    """Windows per piece a CPU scores on one thread (each piece holds every stream)."""
+    return max(1, PIECE_SAMPLES // (plan.window_samples * n_streams))
+
+
+def _exact_side_by_side(
+    models: Sequence[ScanModel],
+    batches: Iterator[tuple[int, np.ndarray]],
+    plan: WindowPlan,
+    output: WindowOutput,
+    precision: str,
+    should_stop: Callable[[], bool] | None,
+) -> list[np.ndarray]:
+    """Exact-mode scores of PyTorch models on a CPU: each batch cut into pieces, scored side by
+    side on single-threaded workers, one per intra-op thread PyTorch had (see `batch_pool`)."""
+    cpu = torch.device("cpu")
+
+    def pieces() -> Iterator[np.ndarray]:
+        for _, audio in batches:  # (streams, K, window)
+            per = piece_windows(plan, audio.shape[0])
+            for i in range(0, audio.shape[1], per):
+                yield audio[:, i : i + per]
+
+    def score(audio: np.ndarray) -> np.ndarray:
+        return _scores_exact(models, audio, output, cpu, precision)
+
+    with single_threaded_ops() as workers:
+        return list(ordered_map(score, pieces(), workers, lambda: _check(should_stop)))
 
 
 def _joined(chunks: list[np.ndarray], n_streams: int) -> np.ndarray:
