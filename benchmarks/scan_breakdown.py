@@ -73,7 +73,8 @@ def decode_resample(path: Path) -> np.ndarray:
         while reader.available_until(start + 1):
             pieces.append(reader.read(start, start + step)[0].copy())
             start += step
-    return np.concatenate(pieces)
+        n_samples = reader.n_samples
+    return np.concatenate(pieces)[:n_samples]  # reads past the end are zero-padded
 
 
 def batches(audio: np.ndarray) -> list[torch.Tensor]:

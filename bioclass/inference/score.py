@@ -32,6 +32,7 @@ from bioclass.inference.batch_pool import ordered_map, single_threaded_ops
 from bioclass.inference.models import CHANNELS_LAST_DEVICES
 from bioclass.inference.stream import RecordingReader, WindowPlan, prefetch
 from bioclass.models import Classifier
+from bioclass.runtime.memory import release_free_heap
 from bioclass.runtime.precision import autocast, inference_dtype
 
 log = logging.getLogger(__name__)
@@ -542,6 +543,7 @@ def _exact_side_by_side(
 
     def pieces() -> Iterator[np.ndarray]:
         for _, audio in batches:  # (streams, K, window)
+            release_free_heap()  # what the last batch's pieces freed (see runtime.memory)
             per = piece_windows(plan, audio.shape[0])
             for i in range(0, audio.shape[1], per):
                 yield audio[:, i : i + per]

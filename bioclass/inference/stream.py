@@ -192,7 +192,9 @@ class RecordingReader:
         self._decoded_frames += data.shape[0]
         self.n_nonfinite += replace_nonfinite(data, self._mix_channel)
         self.n_source_samples += data.size if self._mix_channel is None else data.shape[0]
-        if self.streams == [None]:
+        if self.streams == [None] and data.shape[1] == 1:
+            block = data  # a mono file is its own mix (x / 1 == x): no pass over the block
+        elif self.streams == [None]:
             block = data.mean(axis=1, keepdims=True)  # (n, channels) -> (n, 1): the mono mix
         else:
             block = data[:, self.streams]  # (n, channels) -> (n, streams)
