@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import torch_threads
 
 from bioclass.inference import score as score_module
 from bioclass.inference.batch_pool import ordered_map, single_threaded_ops
@@ -20,10 +21,8 @@ from bioclass.inference.stream import WindowPlan
 @pytest.fixture
 def two_threads():
     """torch on 2 intra-op threads for the test, whatever the machine had; put back after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(2):
+        yield
 
 
 def test_ordered_map_yields_in_input_order_with_bounded_items_in_flight() -> None:
@@ -114,25 +113,27 @@ def test_single_threaded_ops_is_shared_by_holders_and_put_back(two_threads) -> N
     assert torch.get_num_threads() == 2
 
 
-def _recording(path: Path, seconds: float, rate: int = 8000) -> Path:
+def _scan_setup(
+    trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, piece: int, seconds: float
+) -> tuple[Path, torch.nn.Module, str, WindowPlan]:
+    """A noise recording of `seconds` at 8 kHz, the trained model, its activation and 1 s
+    windows at hop 1 s, with pieces of `piece` windows (so a batch is cut into several)."""
     import soundfile as sf
 
+    from bioclass.checkpoint import load_model
+
+    monkeypatch.setattr(score_module, "PIECE_SAMPLES", piece * 8000)
+    path = tmp_path / "rec.wav"
     rng = np.random.default_rng(5)
-    sf.write(path, (0.1 * rng.standard_normal(int(seconds * rate))).astype(np.float32), rate)
-    return path
+    sf.write(path, (0.1 * rng.standard_normal(int(seconds * 8000))).astype(np.float32), 8000)
+    model, ckpt = load_model(trained / "model.pt")
+    return path, model, ckpt["score_activation"], WindowPlan.from_seconds(8000, 1.0, 1.0)
 
 
 def test_cpu_scores_do_not_depend_on_the_thread_count(
     trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, two_threads
 ) -> None:
-    from bioclass.checkpoint import load_model
-
-    # Pieces of 5 windows, so a batch is scored in several pieces side by side.
-    monkeypatch.setattr(score_module, "PIECE_SAMPLES", 5 * 8000)
-    path = _recording(tmp_path / "rec.wav", 40.0)
-    model, ckpt = load_model(trained / "model.pt")
-    plan = WindowPlan.from_seconds(8000, 1.0, 1.0)
-    activation = ckpt["score_activation"]
+    path, model, activation, plan = _scan_setup(trained, tmp_path, monkeypatch, 5, 40.0)
     on_two = score_file(path, [model], activation, plan, mode="exact", batch_size=16)
     assert torch.get_num_threads() == 2  # put back after the scan
     torch.set_num_threads(1)
@@ -153,12 +154,7 @@ def test_cpu_scores_do_not_depend_on_the_thread_count(
 def test_a_stopped_cpu_scan_puts_the_thread_count_back(
     trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, two_threads
 ) -> None:
-    from bioclass.checkpoint import load_model
-
-    monkeypatch.setattr(score_module, "PIECE_SAMPLES", 2 * 8000)
-    path = _recording(tmp_path / "rec.wav", 30.0)
-    model, ckpt = load_model(trained / "model.pt")
-    plan = WindowPlan.from_seconds(8000, 1.0, 1.0)
+    path, model, activation, plan = _scan_setup(trained, tmp_path, monkeypatch, 2, 30.0)
     asked = []
 
     def should_stop() -> bool:
@@ -166,7 +162,5 @@ def test_a_stopped_cpu_scan_puts_the_thread_count_back(
         return len(asked) > 3
 
     with pytest.raises(ScanCancelled):
-        score_file(
-            path, [model], ckpt["score_activation"], plan, mode="exact", should_stop=should_stop
-        )
+        score_file(path, [model], activation, plan, mode="exact", should_stop=should_stop)
     assert torch.get_num_threads() == 2

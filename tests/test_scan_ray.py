@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from helpers import run_cli
+from helpers import run_cli, torch_threads
 
 from bioclass.checkpoint import atomic_save, model_checkpoint
 from bioclass.inference.models import load_models
@@ -88,10 +88,8 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 @pytest.fixture
 def one_thread():
     """Local scans with one torch thread, as each Ray worker of 1 CPU runs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 def options(out: Path, **changes) -> ScanOptions:
