@@ -517,7 +517,7 @@ def score_span(
 
 # Audio samples per piece that a CPU scores on one thread in exact mode (8 windows of 3 s at
 # 16 kHz). Small pieces keep a window's activations in the core's cache: CNN10 on 2 cores ran
-# 2 single-threaded workers on pieces of 8 windows in 2.82 s per 10-minute file, against 3.15 s
+# 2 single-threaded workers on pieces of 8 windows in 2.75 s per 10-minute file, against 3.21 s
 # for batches of 64 on 2 threads (benchmarks/scan_breakdown.py). The cut is fixed, not chosen by
 # the core count, because a piece's size can move scores in the last bits (4e-8 for CNN10):
 # every machine, span and resumed scan cuts the same pieces and gets the same scores.

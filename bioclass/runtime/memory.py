@@ -3,8 +3,9 @@
 Exact mode on a CPU scores pieces of a few windows on worker threads. Their tensors (5-40 MB for
 CNN10) are below glibc's mmap threshold once it has adapted, so they come from the threads'
 malloc arenas, which keep freed pages: over a 24-hour file the resident memory crept from
-0.65 GB to 1.9 GB without growing in use. `malloc_trim` hands those free pages back; between
-batches it costs a fraction of a millisecond.
+0.65 GB to 1.9 GB without growing in use. `malloc_trim` hands those free pages back (0.67 GB
+for the same file); called between batches, it cost 7 % of that scan's wall time in one pair of
+runs (`benchmarks/scan_e2e.py --day`), the pages it returns being faulted in again.
 """
 
 from __future__ import annotations
