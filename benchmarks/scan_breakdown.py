@@ -12,7 +12,7 @@ depend on the weights), hop 3 s, 2 threads. Stages, each timed on its own over t
                         ready batches, one at a time on torch's 2 intra-op threads: log-mel
                         front end, trunk, head, activation
     model only, pieces  the same model as the scanner now runs it on a CPU: each batch cut into
-                        pieces (`PIECE_SAMPLES`), scored side by side on single-threaded workers
+                        pieces (`piece_windows`), scored side by side on single-threaded workers
     scan, in process    bioclass.scan.runner.scan in this process (default mode: exact at hop =
                         window; parts, detections CSV and manifest written)
     scan, whole process `bioclass scan` as a user runs it: start-up (Python, torch, bioclass),
@@ -46,8 +46,8 @@ from scan_e2e import loop_to_length
 from bioclass.checkpoint import load_classifier
 from bioclass.inference.batch_pool import ordered_map, single_threaded_ops
 from bioclass.inference.models import prepare_for_inference
-from bioclass.inference.score import PIECE_SAMPLES
-from bioclass.inference.stream import READ_FRAMES, RecordingReader
+from bioclass.inference.score import piece_windows
+from bioclass.inference.stream import READ_FRAMES, RecordingReader, WindowPlan
 from bioclass.scan.options import ScanOptions
 from bioclass.scan.runner import scan
 
@@ -98,10 +98,10 @@ def model_only(model: torch.nn.Module, ready: list[torch.Tensor]) -> None:
 
 
 def model_in_pieces(model: torch.nn.Module, ready: list[torch.Tensor]) -> None:
-    per = max(1, PIECE_SAMPLES // int(RATE * WINDOW))
+    per = piece_windows(WindowPlan.from_seconds(RATE, WINDOW, WINDOW), n_streams=1)
     pieces = [piece for wave in ready for piece in wave.split(per)]
     with single_threaded_ops() as workers:
-        for _ in ordered_map(lambda w: forward(model, w), iter(pieces), workers):
+        for _ in ordered_map(lambda w: forward(model, w), pieces, workers):
             pass
 
 
